@@ -1,0 +1,1 @@
+"""Lontar's shell: channels, storage, outbox and the composition root around `flows`."""

@@ -1,0 +1,103 @@
+"""`lontar`: serve everything configured, or one of the staff and developer commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot.config import ConfigError, load_settings
+from flows.content import ContentError, load_content, unverified_facts
+from flows.understand import understander
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lontar", description="Lontar: Dukcapil assistant.")
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("serve", help="serve the web chat and every configured channel (default)")
+    chat = sub.add_parser("chat", help="talk to Lontar in this terminal")
+    chat.add_argument("--user", help="conversation name (default: your login name)")
+    match = sub.add_parser("match", help="show which topic a text reaches, as JSON")
+    match.add_argument("text", nargs="*")
+    match.add_argument("--stdin", action="store_true", help="one JSON line per input line")
+    content = sub.add_parser("content", help="content catalogue tools")
+    content_sub = content.add_subparsers(dest="action", required=True)
+    content_sub.add_parser("check", help="validate content/, naming file and field of errors")
+    db = sub.add_parser("db", help="database tools")
+    db_sub = db.add_subparsers(dest="action", required=True)
+    db_sub.add_parser("upgrade", help="apply database migrations (alembic)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"lontar: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "match":
+            return _match(args, settings.content_dir)
+        if args.command == "content":
+            return _content_check(settings.content_dir)
+        from bot.app import build, serve  # imported late: `match` and `content` stay light
+
+        if args.command == "db":
+            lontar = build(settings, migrate=False)
+            lontar.db.upgrade()
+            print(f"database at head: {lontar.db.engine.url.render_as_string()}")
+            return 0
+        lontar = build(settings)
+        try:
+            if args.command == "chat":
+                from bot.channels.console import chat
+
+                return asyncio.run(chat(lontar, args.user))
+            asyncio.run(serve(lontar))
+            return 0
+        finally:
+            lontar.close()
+    except ContentError as exc:
+        print("lontar: content errors:", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _match(args: argparse.Namespace, content_dir: object) -> int:
+    u = understander(load_content(content_dir))  # type: ignore[arg-type]
+    if args.stdin:
+        for line in sys.stdin:
+            print(json.dumps(u.match(line.rstrip("\n")).to_json(), ensure_ascii=False),
+                  flush=False)
+        sys.stdout.flush()
+        return 0
+    print(json.dumps(u.match(" ".join(args.text)).to_json(), ensure_ascii=False))
+    return 0
+
+
+def _content_check(content_dir: object) -> int:
+    content = load_content(content_dir)  # type: ignore[arg-type]
+    from flows.render_check import check_rendering
+
+    problems = check_rendering(content)
+    for line in problems:
+        print(f"error: {line}")
+    for line in unverified_facts(content):
+        print(f"warning: {line}: empty (citizens see 'tanyakan di kantor' until filled)")
+    n = len(content.all_topics)
+    if problems:
+        print(f"{len(problems)} error(s)")
+        return 1
+    print(f"content OK: {len(content.services)} services, {n} topics, "
+          f"{len(content.offices)} offices, {sum(len(k.kelurahan) for k in content.kecamatan)} "
+          "kelurahan")
+    return 0

@@ -1,0 +1,86 @@
+"""The one place that reads the environment (and `.env`).
+
+Every setting is documented in `.env.example`; names are shared by every issue (design.md).
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_FILE = "secret.key"
+
+
+class ConfigError(Exception):
+    """A setting is missing or unsafe; the message says which and why."""
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    env: Literal["development", "production"] = Field(
+        "development", validation_alias=_env("LONTAR_ENV")
+    )
+    host: str = Field("127.0.0.1", validation_alias=_env("LONTAR_HOST"))
+    port: int = Field(8080, ge=0, le=65535, validation_alias=_env("LONTAR_PORT"))
+    data_dir: Path = Field(Path("data"), validation_alias=_env("LONTAR_DATA_DIR"))
+    database_url_setting: str = Field("", validation_alias=_env("DATABASE_URL"))
+    secret_key_setting: str = Field("", validation_alias=_env("LONTAR_SECRET_KEY"))
+    timezone: str = Field("Asia/Makassar", validation_alias=_env("LONTAR_TIMEZONE"))
+    content_dir: Path | None = Field(None, validation_alias=_env("LONTAR_CONTENT_DIR"))
+    idle_minutes: int = Field(30, ge=1, validation_alias=_env("LONTAR_IDLE_MINUTES"))
+    log_level: str = Field("INFO", validation_alias=_env("LONTAR_LOG_LEVEL"))
+    web_max_body: int = Field(65_536, ge=1024, validation_alias=_env("LONTAR_WEB_MAX_BODY"))
+    web_rate_per_minute: int = Field(
+        30, ge=1, validation_alias=_env("LONTAR_WEB_RATE_PER_MINUTE")
+    )
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.env == "production" and len(self.secret_key_setting) < 32:
+            raise ValueError(
+                "LONTAR_SECRET_KEY must be set to at least 32 random characters in production"
+            )
+        return self
+
+    @cached_property
+    def database_url(self) -> str:
+        return self.database_url_setting or f"sqlite:///{self.data_dir / 'lontar.db'}"
+
+    @cached_property
+    def secret_key(self) -> str:
+        """The configured secret, or in development one generated once and kept in data_dir."""
+        if self.secret_key_setting:
+            return self.secret_key_setting
+        path = self.data_dir / DEV_SECRET_FILE
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key, encoding="utf-8")
+        path.chmod(0o600)
+        return key
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; raise `ConfigError` with a readable message when they are invalid."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            + (f" (got {err['input']!r})" if err["type"] != "value_error" else "")
+            for err in exc.errors()
+        ]
+        raise ConfigError("\n".join(lines)) from exc

@@ -1,0 +1,87 @@
+"""Database engine, migrations, and the one executor all blocking database work runs on.
+
+SQLite allows one writer at a time, so for SQLite every call goes through a single thread:
+writers never contend, the event loop never blocks, and WAL lets readers proceed.
+PostgreSQL gets a small pool of threads instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlmodel import Session
+
+T = TypeVar("T")
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=5)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("bot") / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` (alembic), on the engine's own connection."""
+    cfg = alembic_config(str(engine.url.render_as_string(hide_password=False)))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+class Database:
+    """Owns the engine and runs blocking session work off the event loop."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        workers = 1 if self.engine.dialect.name == "sqlite" else 8
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        with self.session() as session:
+            return fn(session, *args)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(session, *args)` on the database thread and await its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(self._call, fn, *args))
+
+    def upgrade(self) -> None:
+        upgrade(self.engine)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.engine.dispose()

@@ -1,0 +1,90 @@
+"""Tables. Times are timezone-aware UTC everywhere (sqlmodel's UTCDateTime stores them)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Contact(SQLModel, table=True):
+    """A citizen on one channel (a Telegram chat, a WhatsApp number, a web session)."""
+
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_contact_channel_ext"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    external_id: str = Field(max_length=128)
+    display_name: str | None = Field(default=None, max_length=256)
+    language: str = Field(default="id", max_length=8)
+    kecamatan: str | None = Field(default=None, max_length=64)
+    kelurahan: str | None = Field(default=None, max_length=64)
+    opted_in: bool = False
+    consent_at: datetime | None = None
+    opted_out_at: datetime | None = None
+    blocked_at: datetime | None = None
+    last_inbound_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Conversation(SQLModel, table=True):
+    """The engine's `State` for one contact, as JSON."""
+
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True)
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    turns: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class InboundMessage(SQLModel, table=True):
+    """Every update as received; stored before it is processed so a crash loses nothing."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (
+        UniqueConstraint("channel", "platform_id", name="uq_inbound_channel_platform_id"),
+        Index("ix_inbound_unprocessed", "processed_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    platform_id: str = Field(max_length=128)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    kind: str = Field(max_length=16)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    received_at: datetime = Field(default_factory=utcnow)
+    processed_at: datetime | None = None
+
+
+class Outbox(SQLModel, table=True):
+    """One outgoing message. Nothing is sent except from here, and only after commit."""
+
+    __table_args__ = (
+        Index("ix_outbox_due", "channel", "status", "priority", "next_attempt_at", "id"),
+        Index("ix_outbox_contact", "contact_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id")
+    channel: str = Field(max_length=16)
+    priority: int = 0  # 0 reply, 1 notification, 2 broadcast
+    status: str = Field(default="pending", max_length=16)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id")
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    last_error: str | None = Field(default=None, max_length=1024)
+    platform_message_id: str | None = Field(default=None, max_length=128)
+    unsendable_reason: str | None = Field(default=None, max_length=256)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+PRIORITY_REPLY = 0
+PRIORITY_NOTIFICATION = 1
+PRIORITY_BROADCAST = 2

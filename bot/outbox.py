@@ -1,0 +1,230 @@
+"""The outbox: the one way a message leaves Lontar.
+
+Pull channels (the web chat, the terminal) hand rows to their client and mark them sent.
+Push channels (Telegram, WhatsApp) are driven by an `OutboxWorker`: it claims due rows in
+priority order, sends them within a rate limit, retries what can be retried with backoff, and
+records permanent failures. A row is only ever created inside the transaction that decided
+to send it, so nothing is sent for a turn that did not commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from sqlmodel import Session, col, select, update
+
+from bot.db import Database
+from bot.models import Contact, Outbox
+from flows.types import Reply
+
+log = logging.getLogger(__name__)
+
+PENDING, SENDING, SENT, FAILED, UNSENDABLE = "pending", "sending", "sent", "failed", "unsendable"
+
+
+# --- pull channels ---------------------------------------------------------------------------
+
+
+def fetch_after(session: Session, contact_id: int, after: int, limit: int = 50) -> list[Outbox]:
+    """Rows for a contact newer than the client's cursor; pending ones become sent.
+
+    The client keeps the cursor, so a response lost on a weak network is fetched again with
+    the same cursor instead of being lost.
+    """
+    rows = list(session.exec(
+        select(Outbox)
+        .where(Outbox.contact_id == contact_id, col(Outbox.id) > after,
+               col(Outbox.status).in_((PENDING, SENT)))
+        .order_by(col(Outbox.id))
+        .limit(limit)
+    ).all())
+    fresh = [r.id for r in rows if r.status == PENDING]
+    if fresh:
+        _mark_sent(session, fresh)
+    return rows
+
+
+def pending_for(session: Session, contact_id: int) -> list[Outbox]:
+    return list(session.exec(
+        select(Outbox)
+        .where(Outbox.contact_id == contact_id, Outbox.status == PENDING)
+        .order_by(col(Outbox.id))
+    ).all())
+
+
+def mark_sent(session: Session, ids: Sequence[int]) -> None:
+    _mark_sent(session, ids)
+
+
+def _mark_sent(session: Session, ids: Sequence[int]) -> None:
+    session.exec(
+        update(Outbox)
+        .where(col(Outbox.id).in_(ids), Outbox.status.in_((PENDING, SENDING)))  # type: ignore[attr-defined]
+        .values(status=SENT, sent_at=datetime.now(UTC))
+    )
+    session.commit()
+
+
+def requeue_in_flight(session: Session) -> int:
+    """At start: rows a crashed worker had claimed go back to pending.
+
+    A row claimed but not confirmed may or may not have reached the platform; sending it
+    again is the lesser harm than losing a citizen's answer. Rows marked sent never return.
+    """
+    result = session.exec(
+        update(Outbox).where(Outbox.status == SENDING).values(status=PENDING)
+    )
+    session.commit()
+    return int(result.rowcount or 0)
+
+
+# --- push channels ---------------------------------------------------------------------------
+
+
+class SendError(Exception):
+    """A failed send. `retryable` errors are tried again; `blocked` marks the contact."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
+                 blocked: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.blocked = blocked
+
+
+class Sender(Protocol):
+    channel: str
+
+    async def send(self, contact: Contact, reply: Reply) -> str | None:
+        """Deliver one message; return the platform's message id. Raise `SendError`."""
+
+
+class RateLimiter:
+    """A token bucket: at most `rate` sends per second, with bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: int = 1):
+        self.rate = rate
+        self.capacity = float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+                self.stamp = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+@dataclass
+class WorkerStats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+class OutboxWorker:
+    """Sends one channel's due rows, replies before notifications before broadcasts."""
+
+    def __init__(self, db: Database, sender: Sender, *, rate: float, burst: int = 1,
+                 batch: int = 10, max_attempts: int = 8, base_backoff: float = 2.0):
+        self.db = db
+        self.sender = sender
+        self.limiter = RateLimiter(rate, burst)
+        self.batch = batch  # small, so a new reply never waits behind a long claimed batch
+        self.max_attempts = max_attempts
+        self.base_backoff = base_backoff
+        self.stats = WorkerStats()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, idle_poll: float = 1.0) -> None:
+        while True:
+            if await self.drain_once() == 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), idle_poll)
+
+    async def drain_once(self) -> int:
+        claimed = await self.db.run(_claim, self.sender.channel, self.batch)
+        for row, contact in claimed:
+            await self.limiter.acquire()
+            try:
+                platform_id = await self.sender.send(contact, Reply.from_dict(row.payload))
+            except SendError as exc:
+                await self.db.run(self._record_failure, row.id, contact.id, exc)
+            except Exception as exc:
+                log.exception("sender %s crashed on outbox row %s", self.sender.channel, row.id)
+                await self.db.run(self._record_failure, row.id, contact.id,
+                                  SendError(type(exc).__name__, retryable=True))
+            else:
+                await self.db.run(_record_sent, row.id, platform_id)
+                self.stats.sent += 1
+        return len(claimed)
+
+    def _record_failure(self, session: Session, row_id: int, contact_id: int,
+                        exc: SendError) -> None:
+        row = session.get(Outbox, row_id)
+        assert row is not None
+        row.attempts += 1
+        row.last_error = str(exc)[:1000]
+        if exc.retryable and row.attempts < self.max_attempts:
+            delay = exc.retry_after or self.base_backoff * 2 ** (row.attempts - 1)
+            row.status = PENDING
+            row.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
+            self.stats.retried += 1
+        else:
+            row.status = FAILED
+            self.stats.failed += 1
+            if exc.blocked:
+                contact = session.get(Contact, contact_id)
+                if contact is not None and contact.blocked_at is None:
+                    contact.blocked_at = datetime.now(UTC)
+                    session.add(contact)
+        session.add(row)
+        session.commit()
+
+
+def _claim(session: Session, channel: str, limit: int) -> list[tuple[Outbox, Contact]]:
+    now = datetime.now(UTC)
+    query = (
+        select(Outbox, Contact)
+        .join(Contact, col(Contact.id) == Outbox.contact_id)
+        .where(Outbox.channel == channel, Outbox.status == PENDING,
+               col(Outbox.next_attempt_at) <= now)
+        .order_by(col(Outbox.priority), col(Outbox.id))
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Outbox)
+    rows = list(session.exec(query).all())
+    for row, _ in rows:
+        row.status = SENDING
+        session.add(row)
+    session.commit()
+    return [(r, c) for r, c in rows]
+
+
+def _record_sent(session: Session, row_id: int, platform_id: str | None) -> None:
+    row = session.get(Outbox, row_id)
+    assert row is not None
+    row.status = SENT
+    row.sent_at = datetime.now(UTC)
+    row.platform_message_id = platform_id
+    row.attempts += 1
+    session.add(row)
+    session.commit()

@@ -1,0 +1,1 @@
+"""Lontar's pure conversation core: no I/O, no clock, no framework imports."""

@@ -1,0 +1,269 @@
+"""The pure conversation engine: `step(state, event, content) -> Step`.
+
+The shell loads the state, calls `step`, and stores what comes back in one transaction.
+Nothing here reads a clock or touches I/O, so every conversation can be replayed from its
+events (the golden transcripts in tests/flows do exactly that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from flows.content import Content
+from flows.screens import Screen, Target, UnknownScreen, main_targets, render, topic_target
+from flows.types import (
+    LANGS,
+    Attachment,
+    Choice,
+    Command,
+    Effect,
+    Event,
+    Lang,
+    Option,
+    OptOut,
+    Reply,
+    SetLanguage,
+    State,
+    Step,
+    Text,
+    Timeout,
+    TopicAsked,
+)
+from flows.understand import understander
+
+MAX_HOPS = 8  # redirects one turn may follow before the engine gives up (loop guard)
+MAX_BACK = 12  # screens remembered for "back"
+MAX_TEXT = 2000  # characters read from one message; the rest is ignored with a note
+WHATSAPP_BODY_MAX = 1024
+
+# Slash-command names (Telegram menu, web chat start) mapped to global actions.
+COMMANDS = {
+    "start": "menu", "menu": "menu", "mulai": "menu",
+    "help": "help", "bantuan": "help",
+    "bahasa": "lang", "language": "lang",
+    "stop": "stop", "berhenti": "stop",
+    "kembali": "back", "back": "back",
+    "batal": "cancel", "cancel": "cancel",
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Engine knobs the shell sets from configuration."""
+
+    idle_timeout: timedelta = timedelta(minutes=30)
+
+
+class _Turn:
+    """Accumulates one turn's replies and effects while the state evolves."""
+
+    def __init__(self, state: State, content: Content):
+        self.state = state
+        self.c = content
+        self.prefix: list[str] = []
+        self.replies: list[Reply] = []
+        self.effects: list[Effect] = []
+        self.greeted = False  # the first-contact welcome already said hello
+
+    @property
+    def lang(self) -> Lang:
+        return self.state.lang
+
+    def msg(self, key: str, **fields: str) -> str:
+        return self.c.msg(self.lang, key, **fields)
+
+    # -- output ----------------------------------------------------------------------------
+
+    def show(self, screen: Screen, text: str | None = None) -> None:
+        """Emit a reply with numbered buttons; only the newest buttons are live."""
+        seq = self.state.seq + 1
+        options = tuple(
+            Option(f"{seq}|{t.to}", t.label, t.description) for t in screen.targets
+        )
+        self.state = self.state.model_copy(
+            update={"seq": seq, "options": tuple(t.to for t in screen.targets)}
+        )
+        body = text if text is not None else screen.text
+        if options and len(body) > WHATSAPP_BODY_MAX:
+            # WhatsApp refuses buttons under a long body: send the text, then the buttons
+            self.replies.append(Reply(body, (), screen.venue))
+            self.replies.append(Reply(self.msg("options_prompt"), options))
+        else:
+            self.replies.append(Reply(body, options, screen.venue))
+
+    def say(self, text: str) -> None:
+        self.prefix.append(text)
+
+    def finish(self) -> Step:
+        replies = list(self.replies)
+        if self.prefix:
+            head = "\n\n".join(self.prefix)
+            if replies and len(head) + 2 + len(replies[0].text) <= WHATSAPP_BODY_MAX:
+                replies[0] = replace(replies[0], text=f"{head}\n\n{replies[0].text}")
+            else:
+                replies.insert(0, Reply(head))
+        return Step(self.state, tuple(replies), tuple(self.effects))
+
+    # -- navigation ------------------------------------------------------------------------
+
+    def go(self, target: str) -> None:
+        """Follow a button target or a global action."""
+        st = self.state
+        if target == "menu":
+            self.state = st.model_copy(update={"screen": "menu", "back": ()})
+            self.show(render("menu", self.lang, self.c))
+        elif target == "back":
+            if not st.back:
+                if st.screen in ("", "menu"):
+                    self.say(self.msg("at_top"))
+                self.go("menu")
+                return
+            self.state = st.model_copy(update={"back": st.back[:-1]})
+            self.visit(st.back[-1], push=False)
+        elif target == "cancel":
+            self.say(self.msg("cancel"))
+            self.state = st.model_copy(update={"data": {}})
+            self.go("menu")
+        elif target == "stop":
+            self.effects.append(OptOut())
+            self.state = st.model_copy(
+                update={"screen": "", "back": (), "options": (), "data": {}}
+            )
+            self.replies.append(Reply(self.msg("stop")))
+        elif target.startswith("lang:") and target[5:] in LANGS:
+            lang: Lang = "en" if target == "lang:en" else "id"
+            self.effects.append(SetLanguage(lang))
+            self.state = st.model_copy(update={"lang": lang})
+            self.say(self.msg("lang_set"))
+            self.go("menu")
+        else:
+            self.visit(target)
+
+    def visit(self, screen_id: str, *, push: bool = True) -> None:
+        """Render a screen, following redirects, and remember the way back."""
+        for _ in range(MAX_HOPS):
+            try:
+                screen = render(screen_id, self.lang, self.c)
+            except UnknownScreen:
+                self.replies.append(Reply(self.msg("no_match")))
+                self.go("menu")
+                return
+            if screen.redirect is None:
+                break
+            screen_id = screen.redirect
+        else:  # pragma: no cover - content validation prevents redirect cycles
+            self.go("menu")
+            return
+        st = self.state
+        back = st.back
+        if push and st.screen and st.screen != screen_id and not _siblings(st.screen, screen_id):
+            back = (back + (st.screen,))[-MAX_BACK:]
+        self.state = st.model_copy(update={"screen": screen_id, "back": back})
+        kind, _, ref = screen_id.partition(":")
+        if kind in ("s", "t") and not _siblings(st.screen, screen_id):
+            self.effects.append(TopicAsked(ref.partition(":")[0]))
+        self.show(screen)
+
+    def repeat(self, text: str) -> None:
+        """Answer with `text` and the current screen's buttons again, so nobody is stuck."""
+        screen_id = self.state.screen or "menu"
+        try:
+            screen = render(screen_id, self.lang, self.c)
+        except UnknownScreen:
+            screen = render("menu", self.lang, self.c)
+        if screen.redirect:
+            screen = Screen(text, main_targets(self.c, self.lang))
+        self.show(screen, text=text)
+
+
+def _siblings(a: str, b: str) -> bool:
+    """Two sections of one service replace each other instead of stacking up."""
+    return a.startswith("s:") and b.startswith("s:") and a.split(":")[1] == b.split(":")[1]
+
+
+def step(state: State, event: Event, content: Content, options: Options | None = None) -> Step:
+    """Advance one conversation by one event."""
+    opts = options or Options()
+    if isinstance(event, Timeout):
+        return Step(State(lang=state.lang, seq=state.seq, updated_at=event.at))
+    turn = _Turn(state, content)
+    if state.updated_at is None:
+        turn.say(turn.msg("welcome"))
+        turn.greeted = True
+    elif event.at - state.updated_at > opts.idle_timeout:
+        turn.state = State(lang=state.lang, seq=state.seq)
+        turn.say(turn.msg("welcome_back"))
+    if isinstance(event, Choice):
+        _on_choice(turn, event.payload)
+    elif isinstance(event, Command):
+        action = COMMANDS.get(event.name.lower())
+        if action is not None:
+            turn.go(action)
+        else:
+            _on_text(turn, f"{event.name} {event.args}".strip())
+    elif isinstance(event, Text):
+        _on_text(turn, event.text)
+    elif isinstance(event, Attachment):
+        key = "location_received" if event.kind == "location" else "attachment_unsupported"
+        turn.repeat(turn.msg(key))
+    turn.state = turn.state.model_copy(update={"updated_at": event.at})
+    return turn.finish()
+
+
+def _on_choice(turn: _Turn, payload: str) -> None:
+    seq, sep, target = payload.partition("|")
+    live = (
+        sep
+        and seq.isdigit()
+        and int(seq) == turn.state.seq
+        and target in turn.state.options
+    )
+    if not live:
+        turn.repeat(turn.msg("stale_button"))
+        return
+    turn.go(target)
+
+
+def _on_text(turn: _Turn, raw: str) -> None:
+    text = "".join(ch for ch in raw if ch.isprintable() or ch in "\n\t")
+    if len(text) > MAX_TEXT:
+        turn.say(turn.msg("too_long"))
+        text = text[:MAX_TEXT]
+    u = understander(turn.c)
+    normalized = u.normalize(text)
+    if not normalized:
+        turn.repeat(turn.msg("empty_text"))
+        return
+    for action, words in turn.c.language.commands.items():
+        if normalized in words or text.strip().lower() in words:
+            turn.go(action)
+            return
+    if normalized.isdigit() and turn.state.options:
+        n = int(normalized)
+        if 1 <= n <= len(turn.state.options):
+            turn.go(turn.state.options[n - 1])
+            return
+    found = u.match(text)
+    topic = turn.c.all_topics.get(found.topic or "")
+    if topic is not None and topic.kind == "smalltalk":
+        # a greeting or a thank-you is answered in one line, then the menu
+        if not turn.greeted:
+            turn.say(render(f"t:{topic.id}", turn.lang, turn.c).text)
+        turn.effects.append(TopicAsked(topic.id))
+        turn.go("menu")
+    elif topic is not None:
+        turn.visit(f"{'s' if topic.kind == 'service' else 't'}:{topic.id}")
+    elif found.alternatives:
+        ids = [s.topic for s in found.alternatives]
+        groups = {g.id for i in ids if (g := turn.c.group_of(i)) is not None}
+        if len(groups) == 1 and all(i in turn.c.services for i in ids):
+            # "syarat kk": every KK service is a fair guess, not just the top two
+            ids = list(turn.c.groups[groups.pop()].services)
+        targets = tuple(topic_target(turn.c, turn.lang, i) for i in ids)
+        turn.show(
+            Screen(turn.msg("suggest_intro"), targets + (Target("menu", turn.msg("opt_menu")),))
+        )
+    else:
+        turn.show(Screen(turn.msg("no_match"), main_targets(turn.c, turn.lang)))
+

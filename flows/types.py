@@ -1,0 +1,175 @@
+"""Channel-neutral values that cross the boundary between the shell and the pure engine.
+
+Everything here is immutable so that a `Step` can be compared in golden tests and
+replayed safely; time always arrives inside an event, never read from a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Lang = Literal["id", "en"]
+LANGS: tuple[Lang, ...] = ("id", "en")
+
+
+@dataclass(frozen=True)
+class Option:
+    """A button. `id` is the structured payload the channel hands back when it is pressed."""
+
+    id: str
+    label: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Venue:
+    """An office location a channel may show as a map pin."""
+
+    title: str
+    address: str
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One outgoing message; channels decide how to draw `options`."""
+
+    text: str
+    options: tuple[Option, ...] = ()
+    venue: Venue | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialise for the outbox row (plain JSON)."""
+        data: dict[str, Any] = {
+            "text": self.text,
+            "options": [
+                {"id": o.id, "label": o.label, "description": o.description}
+                for o in self.options
+            ],
+        }
+        if self.venue is not None:
+            v = self.venue
+            data["venue"] = {
+                "title": v.title,
+                "address": v.address,
+                "latitude": v.latitude,
+                "longitude": v.longitude,
+            }
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reply:
+        venue = data.get("venue")
+        return cls(
+            text=data["text"],
+            options=tuple(
+                Option(o["id"], o["label"], o.get("description", ""))
+                for o in data.get("options", [])
+            ),
+            venue=Venue(**venue) if venue else None,
+        )
+
+
+# --- events: what happened, with the time it happened -------------------------------------
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A button press; `payload` is an `Option.id` from some earlier reply (maybe stale)."""
+
+    payload: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Command:
+    """A slash command or a channel's start signal; `name` is lower case without the slash."""
+
+    name: str
+    at: datetime
+    args: str = ""
+
+
+AttachmentKind = Literal[
+    "photo", "document", "sticker", "voice", "audio", "video", "animation",
+    "location", "contact", "other",
+]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """Anything that is not text or a button: media, stickers, locations, contacts."""
+
+    kind: AttachmentKind
+    at: datetime
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """Sent by the scheduler when a conversation has been idle; it resets quietly."""
+
+    at: datetime
+
+
+Event = Text | Choice | Command | Attachment | Timeout
+
+
+# --- effects: what the shell must do in the same transaction as the new state ---------------
+
+
+@dataclass(frozen=True)
+class SetLanguage:
+    lang: Lang
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """The citizen asked Lontar to stop sending unsolicited messages."""
+
+
+@dataclass(frozen=True)
+class TopicAsked:
+    """A topic was answered; kept so that later issues can segment audiences by interest."""
+
+    topic: str
+
+
+Effect = SetLanguage | OptOut | TopicAsked
+
+
+class State(BaseModel):
+    """A conversation's whole memory, stored as JSON by the shell.
+
+    `screen` is where the citizen is; `back` the screens that led there; `seq` numbers
+    each set of buttons so a press on an older set is recognised as stale; `options` holds
+    the targets of the newest buttons so a typed number can choose one.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    lang: Lang = "id"
+    screen: str = ""
+    back: tuple[str, ...] = ()
+    seq: int = 0
+    options: tuple[str, ...] = ()
+    data: dict[str, Any] = {}
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    state: State
+    replies: tuple[Reply, ...] = ()
+    effects: tuple[Effect, ...] = field(default_factory=tuple)

@@ -1,0 +1,142 @@
+"""The push-channel worker, with a fake sender: priorities, retries, permanent failures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import select
+
+from bot.app import Lontar
+from bot.models import Contact, Outbox
+from bot.outbox import OutboxWorker, RateLimiter, SendError, requeue_in_flight
+from flows.types import Reply
+
+
+class FakeSender:
+    channel = "fake"
+
+    def __init__(self, fail: dict[str, SendError] | None = None):
+        self.sent: list[str] = []
+        self.fail = fail or {}
+
+    async def send(self, contact: Contact, reply: Reply) -> str | None:
+        if reply.text in self.fail:
+            raise self.fail.pop(reply.text)
+        self.sent.append(reply.text)
+        return f"pm-{len(self.sent)}"
+
+
+def _queue(lontar: Lontar, *items: tuple[str, int]) -> int:
+    with lontar.db.session() as s:
+        contact = Contact(channel="fake", external_id="c1")
+        s.add(contact)
+        s.flush()
+        for text, prio in items:
+            s.add(Outbox(contact_id=contact.id, channel="fake", priority=prio,  # type: ignore[arg-type]
+                         payload=Reply(text).to_dict()))
+        s.commit()
+        return contact.id or 0
+
+
+async def test_priorities_then_age(lontar: Lontar) -> None:
+    _queue(lontar, ("broadcast-1", 2), ("notify-1", 1), ("reply-1", 0), ("reply-2", 0))
+    sender = FakeSender()
+    worker = OutboxWorker(lontar.db, sender, rate=1000, burst=100)
+    while await worker.drain_once():
+        pass
+    assert sender.sent == ["reply-1", "reply-2", "notify-1", "broadcast-1"]
+    with lontar.db.session() as s:
+        rows = s.exec(select(Outbox)).all()
+    assert {r.status for r in rows} == {"sent"} and all(r.platform_message_id for r in rows)
+
+
+async def test_retryable_error_backs_off_and_keeps_the_row(lontar: Lontar) -> None:
+    _queue(lontar, ("hello", 0))
+    sender = FakeSender({"hello": SendError("429", retryable=True, retry_after=30)})
+    worker = OutboxWorker(lontar.db, sender, rate=1000)
+    await worker.drain_once()
+    with lontar.db.session() as s:
+        row = s.exec(select(Outbox)).one()
+    assert row.status == "pending" and row.attempts == 1
+    assert row.next_attempt_at > datetime.now(UTC) + timedelta(seconds=20)
+    assert await worker.drain_once() == 0  # not due yet
+    with lontar.db.session() as s:
+        row = s.get(Outbox, row.id)
+        row.next_attempt_at = datetime.now(UTC)  # type: ignore[union-attr]
+        s.add(row)
+        s.commit()
+    await worker.drain_once()
+    assert sender.sent == ["hello"]
+
+
+async def test_blocked_contact_is_marked_and_not_retried(lontar: Lontar) -> None:
+    contact_id = _queue(lontar, ("hi", 0))
+    sender = FakeSender({"hi": SendError("403 blocked", retryable=False, blocked=True)})
+    await OutboxWorker(lontar.db, sender, rate=1000).drain_once()
+    with lontar.db.session() as s:
+        assert s.exec(select(Outbox.status)).one() == "failed"
+        assert s.get(Contact, contact_id).blocked_at is not None  # type: ignore[union-attr]
+
+
+async def test_gives_up_after_max_attempts(lontar: Lontar) -> None:
+    _queue(lontar, ("x", 0))
+
+    class AlwaysDown(FakeSender):
+        async def send(self, contact: Contact, reply: Reply) -> str | None:
+            raise SendError("network", retryable=True, retry_after=0.0001)
+
+    worker = OutboxWorker(lontar.db, AlwaysDown(), rate=1000, max_attempts=3)
+    for _ in range(10):
+        await worker.drain_once()
+        with lontar.db.session() as s:
+            row = s.exec(select(Outbox)).one()
+            row.next_attempt_at = datetime.now(UTC) - timedelta(seconds=1)
+            s.add(row)
+            s.commit()
+    with lontar.db.session() as s:
+        row = s.exec(select(Outbox)).one()
+    assert row.status == "failed" and row.attempts == 3
+
+
+async def test_adapter_bug_does_not_stop_the_queue(lontar: Lontar) -> None:
+    _queue(lontar, ("boom", 0), ("fine", 0))
+
+    class Buggy(FakeSender):
+        async def send(self, contact: Contact, reply: Reply) -> str | None:
+            if reply.text == "boom":
+                raise KeyError("bug")
+            return await super().send(contact, reply)
+
+    sender = Buggy()
+    await OutboxWorker(lontar.db, sender, rate=1000, burst=10).drain_once()
+    assert sender.sent == ["fine"]
+
+
+def test_rows_in_flight_at_a_crash_are_requeued(lontar: Lontar) -> None:
+    _queue(lontar, ("a", 0), ("b", 0))
+    with lontar.db.session() as s:
+        rows = s.exec(select(Outbox)).all()
+        rows[0].status, rows[1].status = "sending", "sent"
+        s.add_all(rows)
+        s.commit()
+        assert requeue_in_flight(s) == 1
+        assert sorted(s.exec(select(Outbox.status)).all()) == ["pending", "sent"]
+
+
+async def test_rate_limiter_spaces_sends(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """With a fake clock: 5 sends at 2/s need 2 seconds of waiting after the first burst."""
+    import bot.outbox as outbox_mod
+
+    now = [100.0]
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(outbox_mod.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(outbox_mod.asyncio, "sleep", fake_sleep)
+    limiter = RateLimiter(rate=2, burst=1)
+    for _ in range(5):
+        await limiter.acquire()
+    assert abs(sum(slept) - 2.0) < 1e-6

@@ -1,0 +1,63 @@
+"""Golden transcripts: replay a conversation against the pure engine and print it.
+
+Input lines in a transcript file start with `>`; everything else is engine output, produced
+by `render_transcript` and compared with the file. Input forms:
+
+    > text typed by the citizen
+    > /command
+    > #2            press button 2 of the newest reply
+    > #stale 1      press button 1 of the reply *before* the newest one (an old menu)
+    > !photo        send an attachment of that kind
+    > @+45m         let 45 minutes pass before the next input (m or h)
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flows.content import Content
+from flows.engine import step
+from flows.types import Attachment, Choice, Command, Event, Reply, State, Text
+from tests.conftest import T0
+
+
+def render_transcript(inputs: list[str], content: Content) -> str:
+    state = State()
+    now = T0
+    history: list[Reply] = []
+    out: list[str] = []
+    for line in inputs:
+        out.append(f"> {line}")
+        if line.startswith("@+"):
+            amount, unit = int(line[2:-1]), line[-1]
+            now += timedelta(minutes=amount) if unit == "m" else timedelta(hours=amount)
+            continue
+        now += timedelta(seconds=30)
+        event = _event(line, history, now)
+        result = step(state, event, content)
+        state = result.state
+        for reply in result.replies:
+            out.append("< " + reply.text.replace("\n", "\n< "))
+            out += [f"  [{o.id}] {o.label}" for o in reply.options]
+            if reply.options:
+                history.append(reply)
+        for effect in result.effects:
+            out.append(f"  effect: {effect!r}")
+        out.append(f"  screen: {state.screen or '-'}  back: {'/'.join(state.back) or '-'}")
+    return "\n".join(out) + "\n"
+
+
+def _event(line: str, history: list[Reply], now) -> Event:  # type: ignore[no-untyped-def]
+    if line.startswith("#stale "):
+        return Choice(history[-2].options[int(line[7:]) - 1].id, now)
+    if line.startswith("#"):
+        return Choice(history[-1].options[int(line[1:]) - 1].id, now)
+    if line.startswith("!"):
+        return Attachment(line[1:], now)  # type: ignore[arg-type]
+    if line.startswith("/"):
+        return Command(line[1:].split()[0], now, " ".join(line.split()[1:]))
+    return Text(line, now)
+
+
+def inputs_of(transcript: str) -> list[str]:
+    return [line[2:] for line in transcript.splitlines() if line.startswith("> ")]
