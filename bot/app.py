@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from bot.inbox import Inbox
 from bot.outbox import requeue_in_flight
 from flows.content import Content, load_content
 from flows.engine import Options
+from flows.understand import understander
 
 log = logging.getLogger("lontar")
 
@@ -41,6 +43,10 @@ def build(settings: Settings | None = None, *, migrate: bool = True) -> Lontar:
     if migrate:
         db.upgrade()
     inbox = Inbox(db, content, Options(idle_timeout=timedelta(minutes=settings.idle_minutes)))
+    understander(content)  # build the free-text index now, not in a citizen's first turn
+    # Content, the index and the libraries live as long as the process: keeping them out of
+    # the garbage collector's scans removes most of its pauses under load (bench/turns.py).
+    gc.freeze()
     return Lontar(settings, content, db, inbox)
 
 
@@ -76,7 +82,7 @@ def web_app(lontar: Lontar) -> web.Application:
 
 async def recover(lontar: Lontar) -> None:
     """Finish what a crash interrupted: in-flight sends and stored but unhandled updates."""
-    requeued = await lontar.db.run(requeue_in_flight)
+    requeued = await lontar.db.transaction(requeue_in_flight)
     handled = await lontar.inbox.process_pending()
     if requeued or handled:
         log.info("recovered: %d outbox rows requeued, %d updates processed", requeued, handled)

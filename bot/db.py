@@ -30,11 +30,15 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite delays BEGIN until the first write, which breaks rollback of a whole
+        # transaction that started with reads; take over BEGIN as SQLAlchemy documents.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=5)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # autocommit at the driver; SQLAlchemy emits BEGIN
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
@@ -78,6 +82,19 @@ class Database:
         """Run `fn(session, *args)` on the database thread and await its result."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, partial(self._call, fn, *args))
+
+    def _call_tx(self, fn: Callable[..., T], *args: Any) -> T:
+        with self.engine.begin() as conn:
+            return fn(conn, *args)
+
+    async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(connection, *args)` in one transaction on the database thread.
+
+        The hot path (a citizen's turn) uses SQLAlchemy Core on a plain connection: the ORM
+        unit of work costs several times more per statement than the work itself.
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(self._call_tx, fn, *args))
 
     def upgrade(self) -> None:
         upgrade(self.engine)

@@ -1,9 +1,12 @@
 """Inbound -> store (dedupe) -> per-conversation lock -> load -> flows.step -> apply.
 
-`apply` writes the new state, the effects and one outbox row per reply in ONE transaction,
-and marks the inbound row processed in that same transaction. So after a crash an update is
-either fully handled (and its replies queued exactly once) or not at all, in which case
-`process_pending` handles it at the next start.
+The state, the effects, one outbox row per reply, and the inbound row marked processed are
+written in ONE transaction. Channels whose client waits for the answer (web chat, terminal)
+store and process in that same transaction (`handle`): until it commits nothing was
+acknowledged, so a crash makes the client retry. Webhook channels acknowledge first, so they
+`receive` (store and commit) and `process` afterwards; `process_pending` finishes at start
+whatever a crash left stored but unprocessed. Either way an update is handled exactly once
+and its replies are queued exactly once.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
 
 from bot.db import Database
 from bot.models import PRIORITY_REPLY, Contact, Conversation, InboundMessage, Outbox
@@ -38,6 +41,11 @@ from flows.types import (
 log = logging.getLogger(__name__)
 
 InboundKind = Literal["text", "choice", "command", "attachment"]
+
+contact_t = Contact.__table__  # type: ignore[attr-defined]
+conversation_t = Conversation.__table__  # type: ignore[attr-defined]
+inbound_t = InboundMessage.__table__  # type: ignore[attr-defined]
+outbox_t = Outbox.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -68,16 +76,17 @@ class Received:
     inbound_id: int
     contact_id: int
     new: bool
+    extra: Any = None  # what `then` returned, when the update was new
 
 
 class _Locks:
-    """One asyncio lock per contact, dropped when nobody holds or waits for it."""
+    """One asyncio lock per conversation, dropped when nobody holds or waits for it."""
 
     def __init__(self) -> None:
-        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
+        self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
 
     @asynccontextmanager
-    async def hold(self, key: int) -> AsyncIterator[None]:
+    async def hold(self, key: object) -> AsyncIterator[None]:
         lock, users = self._locks.get(key, (None, 0))
         lock = lock or asyncio.Lock()
         self._locks[key] = (lock, users + 1)
@@ -106,127 +115,179 @@ class Inbox:
         self.on_commit = on_commit  # (channel, contact_id): wake that channel's sender
         self._locks = _Locks()
 
-    async def handle(self, inbound: Inbound) -> Received:
-        """Store then process; a redelivered update is acknowledged and not processed again."""
-        received = await self.receive(inbound)
+    def _step(self, kind: str, payload: dict[str, Any], at: datetime, state: State) -> Step:
+        return step(state, to_event(kind, payload, at), self.content, self.options)
+
+    async def handle(self, inbound: Inbound, then: After | None = None) -> Received:
+        """Store and process in one transaction; a redelivered update is not processed again.
+
+        `then(connection, contact_id)` runs in the same transaction after processing; the web
+        chat uses it to collect the replies, which leave only once it has committed.
+        """
+        async with self._locks.hold((inbound.channel, inbound.external_id)):
+            try:
+                received = await self.db.transaction(_store, inbound, self._step, then)
+            except IntegrityError:  # stored before: a redelivery, acknowledged and ignored
+                received = await self.db.transaction(_store, inbound, None)
+                if received.new:  # the conflict was something else; let it surface
+                    raise
         if received.new:
-            await self.process(received.inbound_id, received.contact_id)
+            self._committed(inbound.channel, received.contact_id)
         return received
 
     async def receive(self, inbound: Inbound) -> Received:
-        return await self.db.run(_store, inbound)
+        """Store only (commit), for channels that must acknowledge before processing."""
+        try:
+            return await self.db.transaction(_store, inbound, None)
+        except IntegrityError:  # the same update was stored by another worker meanwhile
+            return await self.db.transaction(_store, inbound, None)
 
-    async def process(self, inbound_id: int, contact_id: int) -> Step | None:
-        async with self._locks.hold(contact_id):
-            loaded = await self.db.run(_load, inbound_id)
-            if loaded is None:
-                return None  # already processed (by an earlier run or a duplicate)
-            kind, payload, at, state = loaded
-            result = step(state, to_event(kind, payload, at), self.content, self.options)
-            channel = await self.db.run(_apply, inbound_id, result)
-        if channel is not None and self.on_commit is not None:
-            self.on_commit(channel, contact_id)
-        return result
+    async def process(self, inbound_id: int) -> bool:
+        """Process one stored update, if nobody has yet."""
+        key = await self.db.transaction(_conversation_key, inbound_id)
+        if key is None:
+            return False
+        channel, external_id, contact_id = key
+        async with self._locks.hold((channel, external_id)):
+            done = await self.db.transaction(_process_stored, inbound_id, self._step)
+        if done:
+            self._committed(channel, contact_id)
+        return done
 
     async def process_pending(self) -> int:
         """Handle updates stored before a crash but never processed, oldest first."""
-        pending = await self.db.run(_unprocessed)
-        for inbound_id, contact_id in pending:
-            await self.process(inbound_id, contact_id)
-        return len(pending)
+        pending = await self.db.transaction(_unprocessed)
+        done = 0
+        for inbound_id in pending:
+            done += await self.process(inbound_id)
+        return done
+
+    def _committed(self, channel: str, contact_id: int) -> None:
+        if self.on_commit is not None:
+            self.on_commit(channel, contact_id)
 
 
-# --- database work (runs on the database thread) -----------------------------------------
+# --- database work (runs on the database thread, inside one transaction) ---------------------
+# Statements are built once: building a SQLAlchemy statement costs more than running it.
+
+Stepper = Callable[[str, dict[str, Any], datetime, State], Step]
+After = Callable[[Connection, int], Any]  # (connection, contact id), run before commit
+Saved = tuple[dict[str, Any], int]  # a conversation's stored state and turn count
+
+_FIND_INBOUND = select(inbound_t.c.id, inbound_t.c.contact_id).where(
+    inbound_t.c.channel == bindparam("channel"), inbound_t.c.platform_id == bindparam("pid"))
+_CONTACT_STATE = (
+    select(contact_t.c.id, contact_t.c.language, conversation_t.c.state, conversation_t.c.turns)
+    .select_from(contact_t.outerjoin(conversation_t,
+                                     conversation_t.c.contact_id == contact_t.c.id))
+    .where(contact_t.c.channel == bindparam("channel"),
+           contact_t.c.external_id == bindparam("ext"))
+)
+_SEEN_CONTACT = update(contact_t).where(contact_t.c.id == bindparam("cid")).values(
+    last_inbound_at=bindparam("at"))
+_LOAD_STATE = select(conversation_t.c.state, conversation_t.c.turns).where(
+    conversation_t.c.contact_id == bindparam("cid"))
+_SAVE_STATE = update(conversation_t).where(conversation_t.c.contact_id == bindparam("cid")).values(
+    state=bindparam("state"), turns=bindparam("turns"), updated_at=bindparam("now"))
+_DONE = update(inbound_t).where(inbound_t.c.id == bindparam("iid")).values(
+    processed_at=bindparam("now"))
+_STORED = select(inbound_t.c.contact_id, inbound_t.c.channel, inbound_t.c.kind,
+                 inbound_t.c.payload, inbound_t.c.received_at, inbound_t.c.processed_at,
+                 contact_t.c.language).join(
+    contact_t, contact_t.c.id == inbound_t.c.contact_id).where(inbound_t.c.id == bindparam("iid"))
+_KEY = select(contact_t.c.channel, contact_t.c.external_id, contact_t.c.id).join(
+    inbound_t, inbound_t.c.contact_id == contact_t.c.id).where(inbound_t.c.id == bindparam("iid"))
+_UNPROCESSED = select(inbound_t.c.id).where(inbound_t.c.processed_at.is_(None)).order_by(
+    inbound_t.c.id)
 
 
-def _store(session: Session, inbound: Inbound) -> Received:
-    existing = session.exec(
-        select(InboundMessage.id, InboundMessage.contact_id).where(
-            InboundMessage.channel == inbound.channel,
-            InboundMessage.platform_id == inbound.platform_id,
-        )
-    ).first()
-    if existing is not None:
-        return Received(existing[0], existing[1], new=False)
-    contact = session.exec(
-        select(Contact).where(
-            Contact.channel == inbound.channel, Contact.external_id == inbound.external_id
-        )
-    ).first()
-    if contact is None:
-        contact = Contact(channel=inbound.channel, external_id=inbound.external_id,
-                          display_name=inbound.display_name)
-    contact.last_inbound_at = inbound.at
-    session.add(contact)
-    session.flush()
-    row = InboundMessage(
-        channel=inbound.channel, platform_id=inbound.platform_id, contact_id=contact.id or 0,
-        kind=inbound.kind, payload=inbound.payload, received_at=inbound.at,
-    )
-    session.add(row)
-    try:
-        session.commit()
-    except IntegrityError:  # the same update arrived twice at once
-        session.rollback()
-        found = session.exec(
-            select(InboundMessage.id, InboundMessage.contact_id).where(
-                InboundMessage.channel == inbound.channel,
-                InboundMessage.platform_id == inbound.platform_id,
-            )
-        ).one()
-        return Received(found[0], found[1], new=False)
-    return Received(row.id or 0, contact.id or 0, new=True)
+def _store(conn: Connection, inbound: Inbound, stepper: Stepper | None,
+           then: After | None = None) -> Received:
+    """Insert the update (and its contact); with a stepper, process it in the same transaction.
 
-
-def _load(session: Session, inbound_id: int) -> tuple[str, dict[str, Any], datetime, State] | None:
-    row = session.get(InboundMessage, inbound_id)
-    if row is None or row.processed_at is not None:
-        return None
-    conv = session.get(Conversation, row.contact_id)
-    if conv is not None:
-        state = State.model_validate(conv.state)
+    Processing relies on the unique key to catch a duplicate (the transaction then fails and
+    `Inbox` looks again without processing), which saves a query on every normal turn.
+    """
+    if stepper is None:
+        found = conn.execute(
+            _FIND_INBOUND, {"channel": inbound.channel, "pid": inbound.platform_id}).first()
+        if found is not None:
+            return Received(found[0], found[1], new=False)
+    known = conn.execute(
+        _CONTACT_STATE, {"channel": inbound.channel, "ext": inbound.external_id}).first()
+    saved: Saved | None = None
+    if known is None:
+        contact_id = conn.execute(insert(contact_t), {
+            "channel": inbound.channel, "external_id": inbound.external_id,
+            "display_name": inbound.display_name, "language": "id", "opted_in": False,
+            "created_at": inbound.at, "last_inbound_at": inbound.at,
+        }).inserted_primary_key[0]  # type: ignore[index]
+        language = "id"
     else:
-        contact = session.get(Contact, row.contact_id)
-        state = State(lang="en" if contact and contact.language == "en" else "id")
-    return row.kind, row.payload, row.received_at, state
+        contact_id, language = known.id, known.language
+        if known.state is not None:
+            saved = (known.state, known.turns)
+        conn.execute(_SEEN_CONTACT, {"cid": contact_id, "at": inbound.at})
+    inbound_id = conn.execute(insert(inbound_t), {
+        "channel": inbound.channel, "platform_id": inbound.platform_id,
+        "contact_id": contact_id, "kind": inbound.kind, "payload": inbound.payload,
+        "received_at": inbound.at,
+        "processed_at": datetime.now(UTC) if stepper is not None else None,
+    }).inserted_primary_key[0]  # type: ignore[index]
+    if stepper is not None:
+        _process(conn, inbound_id, contact_id, inbound.channel, inbound.kind, inbound.payload,
+                 inbound.at, language, saved, stepper)
+    extra = then(conn, contact_id) if then is not None else None
+    return Received(inbound_id, contact_id, new=True, extra=extra)
 
 
-def _apply(session: Session, inbound_id: int, result: Step) -> str | None:
-    row = session.get(InboundMessage, inbound_id)
+def _conversation_key(conn: Connection, inbound_id: int) -> tuple[str, str, int] | None:
+    row = conn.execute(_KEY, {"iid": inbound_id}).first()
+    return (row[0], row[1], row[2]) if row is not None else None
+
+
+def _process_stored(conn: Connection, inbound_id: int, stepper: Stepper) -> bool:
+    row = conn.execute(_STORED, {"iid": inbound_id}).first()
     if row is None or row.processed_at is not None:
-        return None
+        return False
+    found = conn.execute(_LOAD_STATE, {"cid": row.contact_id}).first()
+    saved = (found.state, found.turns) if found is not None else None
+    _process(conn, inbound_id, row.contact_id, row.channel, row.kind, row.payload,
+             row.received_at, row.language, saved, stepper)
+    conn.execute(_DONE, {"iid": inbound_id, "now": datetime.now(UTC)})
+    return True
+
+
+def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, kind: str,
+             payload: dict[str, Any], at: datetime, language: str, saved: Saved | None,
+             stepper: Stepper) -> None:
+    state = (State.model_validate(saved[0]) if saved is not None
+             else State(lang="en" if language == "en" else "id"))
+    result = stepper(kind, payload, at, state)
     now = datetime.now(UTC)
-    conv = session.get(Conversation, row.contact_id)
-    if conv is None:
-        conv = Conversation(contact_id=row.contact_id)
-    conv.state = result.state.model_dump(mode="json")
-    conv.turns += 1
-    conv.updated_at = now
-    session.add(conv)
-    contact = session.get(Contact, row.contact_id)
-    assert contact is not None
+    new_state = result.state.model_dump(mode="json")
+    if saved is None:
+        conn.execute(insert(conversation_t), {
+            "contact_id": contact_id, "state": new_state, "turns": 1, "updated_at": now})
+    else:
+        conn.execute(_SAVE_STATE, {"cid": contact_id, "state": new_state,
+                                   "turns": saved[1] + 1, "now": now})
+    changes: dict[str, Any] = {}
     for effect in result.effects:
         if isinstance(effect, SetLanguage):
-            contact.language = effect.lang
+            changes["language"] = effect.lang
         elif isinstance(effect, OptOut):
-            contact.opted_in = False
-            contact.opted_out_at = now
-    session.add(contact)
-    for reply in result.replies:
-        session.add(Outbox(
-            contact_id=row.contact_id, channel=row.channel, priority=PRIORITY_REPLY,
-            payload=reply.to_dict(), inbound_id=inbound_id, next_attempt_at=now,
-        ))
-    row.processed_at = now
-    session.add(row)
-    session.commit()
-    return row.channel
+            changes.update(opted_in=False, opted_out_at=now)
+    if changes:
+        conn.execute(update(contact_t).where(contact_t.c.id == contact_id).values(**changes))
+    if result.replies:
+        conn.execute(insert(outbox_t), [
+            {"contact_id": contact_id, "channel": channel, "priority": PRIORITY_REPLY,
+             "status": "pending", "payload": reply.to_dict(), "inbound_id": inbound_id,
+             "attempts": 0, "next_attempt_at": now, "created_at": now}
+            for reply in result.replies
+        ])
 
 
-def _unprocessed(session: Session) -> list[tuple[int, int]]:
-    rows = session.exec(
-        select(InboundMessage.id, InboundMessage.contact_id)
-        .where(InboundMessage.processed_at.is_(None))  # type: ignore[union-attr]
-        .order_by(InboundMessage.id)
-    ).all()
-    return [(r[0], r[1]) for r in rows]
+def _unprocessed(conn: Connection) -> list[int]:
+    return list(conn.execute(_UNPROCESSED).scalars())

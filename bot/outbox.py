@@ -16,9 +16,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlmodel import Session, col, select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlmodel import Session, col
 
 from bot.db import Database
 from bot.models import Contact, Outbox
@@ -29,59 +30,59 @@ log = logging.getLogger(__name__)
 PENDING, SENDING, SENT, FAILED, UNSENDABLE = "pending", "sending", "sent", "failed", "unsendable"
 
 
-# --- pull channels ---------------------------------------------------------------------------
+# --- pull channels (SQLAlchemy Core on a connection: the web chat's hot path) -------------
+
+outbox_t = Outbox.__table__  # type: ignore[attr-defined]
 
 
-def fetch_after(session: Session, contact_id: int, after: int, limit: int = 50) -> list[Outbox]:
+_AFTER = (
+    select(outbox_t.c.id, outbox_t.c.payload, outbox_t.c.status)
+    .where(outbox_t.c.contact_id == bindparam("cid"), outbox_t.c.id > bindparam("after"),
+           outbox_t.c.status.in_((PENDING, SENT)))
+    .order_by(outbox_t.c.id)
+    .limit(bindparam("limit"))
+)
+_PENDING_FOR = (
+    select(outbox_t.c.id, outbox_t.c.payload)
+    .where(outbox_t.c.contact_id == bindparam("cid"), outbox_t.c.status == PENDING)
+    .order_by(outbox_t.c.id)
+)
+_MARK_SENT = (
+    update(outbox_t)
+    .where(outbox_t.c.id.in_(bindparam("ids", expanding=True)),
+           outbox_t.c.status.in_((PENDING, SENDING)))
+    .values(status=SENT, sent_at=bindparam("now"))
+)
+
+
+def fetch_after(conn: Connection, contact_id: int, after: int, limit: int = 50) -> list[Row[Any]]:
     """Rows for a contact newer than the client's cursor; pending ones become sent.
 
     The client keeps the cursor, so a response lost on a weak network is fetched again with
     the same cursor instead of being lost.
     """
-    rows = list(session.exec(
-        select(Outbox)
-        .where(Outbox.contact_id == contact_id, col(Outbox.id) > after,
-               col(Outbox.status).in_((PENDING, SENT)))
-        .order_by(col(Outbox.id))
-        .limit(limit)
-    ).all())
-    fresh = [r.id for r in rows if r.status == PENDING]
-    if fresh:
-        _mark_sent(session, fresh)
-    return rows
+    rows = conn.execute(_AFTER, {"cid": contact_id, "after": after, "limit": limit}).all()
+    mark_sent(conn, [r.id for r in rows if r.status == PENDING])
+    return list(rows)
 
 
-def pending_for(session: Session, contact_id: int) -> list[Outbox]:
-    return list(session.exec(
-        select(Outbox)
-        .where(Outbox.contact_id == contact_id, Outbox.status == PENDING)
-        .order_by(col(Outbox.id))
-    ).all())
+def pending_for(conn: Connection, contact_id: int) -> list[Row[Any]]:
+    return list(conn.execute(_PENDING_FOR, {"cid": contact_id}).all())
 
 
-def mark_sent(session: Session, ids: Sequence[int]) -> None:
-    _mark_sent(session, ids)
+def mark_sent(conn: Connection, ids: Sequence[int]) -> None:
+    if ids:
+        conn.execute(_MARK_SENT, {"ids": list(ids), "now": datetime.now(UTC)})
 
 
-def _mark_sent(session: Session, ids: Sequence[int]) -> None:
-    session.exec(
-        update(Outbox)
-        .where(col(Outbox.id).in_(ids), Outbox.status.in_((PENDING, SENDING)))  # type: ignore[attr-defined]
-        .values(status=SENT, sent_at=datetime.now(UTC))
-    )
-    session.commit()
-
-
-def requeue_in_flight(session: Session) -> int:
+def requeue_in_flight(conn: Connection) -> int:
     """At start: rows a crashed worker had claimed go back to pending.
 
     A row claimed but not confirmed may or may not have reached the platform; sending it
     again is the lesser harm than losing a citizen's answer. Rows marked sent never return.
     """
-    result = session.exec(
-        update(Outbox).where(Outbox.status == SENDING).values(status=PENDING)
-    )
-    session.commit()
+    result = conn.execute(
+        update(outbox_t).where(outbox_t.c.status == SENDING).values(status=PENDING))
     return int(result.rowcount or 0)
 
 
@@ -211,12 +212,12 @@ def _claim(session: Session, channel: str, limit: int) -> list[tuple[Outbox, Con
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Outbox)
-    rows = list(session.exec(query).all())
+    rows = [(r[0], r[1]) for r in session.execute(query).all()]
     for row, _ in rows:
         row.status = SENDING
         session.add(row)
     session.commit()
-    return [(r, c) for r, c in rows]
+    return rows
 
 
 def _record_sent(session: Session, row_id: int, platform_id: str | None) -> None:

@@ -12,13 +12,12 @@ import sys
 import uuid
 from typing import TextIO
 
-from sqlmodel import Session, select
+from sqlalchemy import Connection, select
 
 from bot.app import Lontar, recover
-from bot.inbox import Inbound
-from bot.models import Contact
+from bot.inbox import Inbound, contact_t
 from bot.outbox import mark_sent, pending_for
-from flows.types import Reply
+from flows.types import Lang, Reply
 
 CHANNEL = "console"
 
@@ -31,11 +30,12 @@ def render(reply: Reply) -> str:
     return "\n".join(lines)
 
 
-def _contact_id(session: Session, external_id: str) -> int | None:
-    contact = session.exec(
-        select(Contact).where(Contact.channel == CHANNEL, Contact.external_id == external_id)
+def _contact(conn: Connection, external_id: str) -> tuple[int, str] | None:
+    row = conn.execute(
+        select(contact_t.c.id, contact_t.c.language)
+        .where(contact_t.c.channel == CHANNEL, contact_t.c.external_id == external_id)
     ).first()
-    return contact.id if contact else None
+    return (row[0], row[1]) if row else None
 
 
 async def chat(lontar: Lontar, user: str | None = None, stdin: TextIO = sys.stdin,
@@ -44,37 +44,38 @@ async def chat(lontar: Lontar, user: str | None = None, stdin: TextIO = sys.stdi
     msg = lontar.content.msg
     await recover(lontar)
 
-    async def flush() -> None:
-        contact_id = await lontar.db.run(_contact_id, user)
-        if contact_id is None:
-            return
-        rows = await lontar.db.run(pending_for, contact_id)
+    async def flush() -> Lang:
+        """Print what is queued for this conversation, then mark it sent."""
+        contact = await lontar.db.transaction(_contact, user)
+        if contact is None:
+            return "id"
+        rows = await lontar.db.transaction(pending_for, contact[0])
         for row in rows:
             stdout.write(f"\nLontar: {render(Reply.from_dict(row.payload))}\n")
             stdout.flush()
-            await lontar.db.run(mark_sent, [row.id])
+            await lontar.db.transaction(mark_sent, [row.id])
+        return "en" if contact[1] == "en" else "id"
 
-    async def send(kind: str, payload: dict[str, str]) -> None:
+    async def send(kind: str, payload: dict[str, str]) -> Lang:
         await lontar.inbox.handle(Inbound(
             channel=CHANNEL, external_id=user, platform_id=uuid.uuid4().hex,
             kind=kind, payload=payload,  # type: ignore[arg-type]
         ))
-        await flush()
+        return await flush()
 
-    lang = "id"
+    contact = await lontar.db.transaction(_contact, user)
+    lang: Lang = "en" if contact is not None and contact[1] == "en" else "id"
     stdout.write(msg(lang, "console_intro") + "\n")
     stdout.flush()
-    if await lontar.db.run(_contact_id, user) is None:
-        await send("command", {"name": "start"})
-    else:
-        await flush()  # whatever a crash left unprinted
+    # a new conversation starts with the menu; an old one prints what a crash left unprinted
+    lang = await (send("command", {"name": "start"}) if contact is None else flush())
     loop = asyncio.get_running_loop()
     while True:
-        stdout.write("\n" + msg(lang, "console_prompt"))
+        stdout.write("\n" + msg(lang, "console_prompt") + " ")
         stdout.flush()
         line = await loop.run_in_executor(None, stdin.readline)
         if not line:
             stdout.write("\n" + msg(lang, "console_bye") + "\n")
             stdout.flush()
             return 0
-        await send("text", {"text": line.rstrip("\n")})
+        lang = await send("text", {"text": line.rstrip("\n")})

@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict, deque
+from functools import partial
 from importlib import resources
 from typing import Any
 
 import jinja2
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlmodel import Session, select
+from sqlalchemy import Connection, bindparam, select
 
-from bot.inbox import Inbound, Inbox
-from bot.models import Contact
+from bot.inbox import Inbound, Inbox, contact_t
 from bot.outbox import fetch_after
 from flows.content import Content
 
@@ -119,10 +119,13 @@ class WebChat:
             kind, payload = "choice", {"payload": req.choice}
         else:
             kind, payload = "command", {"name": req.command}
-        await self.inbox.handle(Inbound(
-            channel=CHANNEL, external_id=req.session, platform_id=req.message_id,
-            kind=kind, payload=payload,  # type: ignore[arg-type]
-        ))
+        received = await self.inbox.handle(
+            Inbound(channel=CHANNEL, external_id=req.session, platform_id=req.message_id,
+                    kind=kind, payload=payload),  # type: ignore[arg-type]
+            then=partial(_rows_after, after=req.after),
+        )
+        if received.new:
+            return web.json_response(_response(received.extra, req.after))
         return web.json_response(await self._messages(req.session, req.after))
 
     async def get(self, request: web.Request) -> web.Response:
@@ -137,19 +140,27 @@ class WebChat:
         return web.json_response(await self._messages(req.session, req.after))
 
     async def _messages(self, session_id: str, after: int) -> dict[str, Any]:
-        rows = await self.inbox.db.run(_fetch, session_id, after)
-        cursor = max([after, *(r["id"] for r in rows)])
-        return {"messages": rows, "cursor": cursor}
+        return _response(await self.inbox.db.transaction(_fetch, session_id, after), after)
 
 
-def _fetch(session: Session, session_id: str, after: int) -> list[dict[str, Any]]:
-    contact = session.exec(
-        select(Contact).where(Contact.channel == CHANNEL, Contact.external_id == session_id)
-    ).first()
-    if contact is None or contact.id is None:
+def _response(rows: list[dict[str, Any]], after: int) -> dict[str, Any]:
+    return {"messages": rows, "cursor": max([after, *(r["id"] for r in rows)])}
+
+
+_CONTACT = select(contact_t.c.id).where(contact_t.c.channel == CHANNEL,
+                                        contact_t.c.external_id == bindparam("ext"))
+
+
+def _fetch(conn: Connection, session_id: str, after: int) -> list[dict[str, Any]]:
+    contact_id = conn.execute(_CONTACT, {"ext": session_id}).scalar()
+    if contact_id is None:
         return []
+    return _rows_after(conn, contact_id, after)
+
+
+def _rows_after(conn: Connection, contact_id: int, after: int) -> list[dict[str, Any]]:
     return [
         {"id": row.id, "text": row.payload["text"],
          "options": [{"id": o["id"], "label": o["label"]} for o in row.payload["options"]]}
-        for row in fetch_after(session, contact.id, after)
+        for row in fetch_after(conn, contact_id, after)
     ]

@@ -9,7 +9,7 @@ from sqlmodel import func, select
 
 from bot.app import Lontar, build
 from bot.config import load_settings
-from bot.inbox import Inbound, Inbox, _apply
+from bot.inbox import Inbound, Inbox
 from bot.models import Contact, Conversation, InboundMessage, Outbox
 
 
@@ -54,26 +54,26 @@ async def test_same_update_twice_at_once(lontar: Lontar) -> None:
 
 async def test_failure_inside_apply_leaves_nothing_half_written(
         lontar: Lontar, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A crash between writing the state and the outbox rows must roll both back."""
+    """A crash after the state is written but before the outbox rows must roll both back."""
     import bot.inbox as inbox_mod
 
-    def exploding_apply(session, inbound_id, result):  # type: ignore[no-untyped-def]
-        original_add = session.add
+    real_insert = inbox_mod.insert
 
-        def add(obj):  # type: ignore[no-untyped-def]
-            if isinstance(obj, Outbox):
-                raise RuntimeError("power cut")
-            original_add(obj)
+    def failing_insert(table):  # type: ignore[no-untyped-def]
+        if table is inbox_mod.outbox_t:
+            raise RuntimeError("power cut")
+        return real_insert(table)
 
-        session.add = add
-        return _apply(session, inbound_id, result)
-
-    monkeypatch.setattr(inbox_mod, "_apply", exploding_apply)
+    monkeypatch.setattr(inbox_mod, "insert", failing_insert)
+    received = await lontar.inbox.receive(_in("halo", "p1"))
     with pytest.raises(RuntimeError):
-        await lontar.inbox.handle(_in("halo", "p1"))
+        await lontar.inbox.process(received.inbound_id)
     assert _count(lontar, Conversation) == 0 and _count(lontar, Outbox) == 0
     with lontar.db.session() as s:
         assert s.exec(select(InboundMessage.processed_at)).one() is None
+    with pytest.raises(RuntimeError):  # the whole-turn path rolls back its update too
+        await lontar.inbox.handle(_in("halo", "p2"))
+    assert _count(lontar, InboundMessage) == 1
     monkeypatch.undo()
     assert await lontar.inbox.process_pending() == 1
     assert _count(lontar, Conversation) == 1 and _count(lontar, Outbox) >= 1
