@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from importlib import resources
+import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
@@ -246,7 +246,10 @@ def default_content_dir() -> Path:
     beside = Path(__file__).resolve().parent.parent / "content"
     if (beside / "menu.toml").exists():
         return beside
-    return Path(str(resources.files("lontar_content")))
+    spec = importlib.util.find_spec("lontar_content")  # a folder of data, no __init__.py
+    if spec is None or not spec.submodule_search_locations:
+        raise ContentError(["content: not found (set LONTAR_CONTENT_DIR)"])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _format_loc(loc: Iterable[Any]) -> str:
