@@ -99,7 +99,7 @@ def _content_check(content_dir: object) -> int:
     if problems:
         print(f"{len(problems)} error(s)")
         return 1
-    print(f"content OK: {len(content.services)} services, {n} topics, "
+    print(f"content OK: {len(content.services)} services, {n} topics in all, "
           f"{len(content.offices)} offices, {sum(len(k.kelurahan) for k in content.kecamatan)} "
           "kelurahan")
     return 0

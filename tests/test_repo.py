@@ -52,3 +52,12 @@ def test_ruff_clean() -> None:
     r = subprocess.run([ruff, "check", "bot", "flows", "tests", "bench"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout
+
+
+def test_flows_is_mypy_clean() -> None:
+    """design.md: flows/ type-checks strictly (settings in pyproject.toml)."""
+    mypy = shutil.which("mypy")
+    if mypy is None:
+        pytest.skip("mypy not installed (it is in the test extras)")
+    r = subprocess.run([mypy], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
