@@ -7,13 +7,13 @@ fix a whole batch before trying again (see content/README.md).
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import string
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 

@@ -7,7 +7,7 @@ function of (screen, language, content) and "back" is just re-rendering an earli
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flows.content import Content
 from flows.types import Lang, Venue
@@ -30,7 +30,6 @@ class Screen:
     targets: tuple[Target, ...] = ()
     venue: Venue | None = None
     redirect: str | None = None  # render this screen instead (e.g. a one-service group)
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class UnknownScreen(LookupError):

@@ -31,12 +31,15 @@ MAX_TEXT = 20_000  # longer texts are refused; the engine itself reads only the 
 _here = resources.files("bot") / "web"
 
 
-class ChatRequest(BaseModel):
+class PollRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     session: str = Field(pattern=SESSION_RE)
-    message_id: str = Field(pattern=MESSAGE_RE)
     after: int = Field(0, ge=0)
+
+
+class ChatRequest(PollRequest):
+    message_id: str = Field(pattern=MESSAGE_RE)
     text: str | None = Field(None, max_length=MAX_TEXT)
     choice: str | None = Field(None, max_length=128)
     command: str | None = Field(None, pattern=r"^[a-z]{1,32}$")
@@ -129,13 +132,9 @@ class WebChat:
         return web.json_response(await self._messages(req.session, req.after))
 
     async def get(self, request: web.Request) -> web.Response:
-        session = request.query.get("session", "")
-        after = request.query.get("after", "0")
         try:
-            req = ChatRequest.model_validate(
-                {"session": session, "message_id": "poll0000", "after": int(after),
-                 "command": "poll"})
-        except (ValueError, ValidationError):
+            req = PollRequest.model_validate(dict(request.query))
+        except ValidationError:
             return self._error(400, "bad_request", "web_bad_request")
         return web.json_response(await self._messages(req.session, req.after))
 
