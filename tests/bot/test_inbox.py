@@ -9,7 +9,7 @@ from sqlmodel import func, select
 
 from bot.app import Lontar, build
 from bot.config import load_settings
-from bot.inbox import Inbound, Inbox
+from bot.inbox import Inbound
 from bot.models import Contact, Conversation, InboundMessage, Outbox
 
 
@@ -126,7 +126,3 @@ async def test_language_effect_is_stored_on_the_contact(lontar: Lontar) -> None:
     await lontar.inbox.handle(Inbound("web", "citizen-1", "l2", "choice", {"payload": choice}))
     with lontar.db.session() as s:
         assert s.exec(select(Contact.language)).one() == "en"
-
-
-def test_inbox_is_usable_without_the_web(lontar: Lontar) -> None:
-    assert isinstance(lontar.inbox, Inbox)

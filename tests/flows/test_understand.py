@@ -124,3 +124,23 @@ def test_scores_are_ranked_and_bounded(content: Content) -> None:
 def test_odd_input_never_raises(text: str, content: Content) -> None:
     result = understander(content).match(text)
     assert 0 <= result.score <= 100
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("kk hilang", "kk-hilang-rusak"), ("ktp hilang", "ktp-hilang-rusak"),
+    ("kk baru", "kk-baru"), ("ktp baru", "ktp-baru"), ("kk rusak", "kk-hilang-rusak"),
+    ("ktp rusak", "ktp-hilang-rusak"), ("akta lahir", "akta-kelahiran"),
+    ("akta mati", "akta-kematian"), ("akte kawin", "akta-perkawinan"),
+    ("akta cerai", "akta-perceraian"), ("tambah anak di kk", "kk-perubahan"),
+    ("ktp digital", "ikd"), ("bikin kia", "kia"), ("pindah domisili", "pindah"),
+])
+def test_document_and_event_decide_together(text: str, expected: str, content: Content) -> None:
+    """One edit apart, different documents: the document word and the event both count."""
+    assert understander(content).match(text).topic == expected
+
+
+def test_a_service_label_never_reaches_another_service(content: Content) -> None:
+    u = understander(content)
+    for sid, svc in content.services.items():
+        for lang in ("id", "en"):
+            assert u.match(f"syarat {svc.label.get(lang)}").topic in (None, sid)
