@@ -486,6 +486,12 @@ def _check_references(content: Content, root: Path, c: _Collector) -> None:
             if entry.description is not None:
                 _check_len(c, menu_path, f"main[{i}].description.{lang}",
                            entry.description.get(lang), ROW_DESCRIPTION_MAX)
+    lang_path = root / "language.toml"
+    for action in ("menu", "back", "cancel", "help", "lang", "stop"):
+        if not content.language.commands.get(action):
+            c.add(lang_path, f"commands.{action}", "needs at least one word")
+    if "start" not in content.language.commands.get("menu", ()):
+        c.add(lang_path, "commands.menu", "must contain 'start' (channels send it first)")
     ids = [o.id for o in content.offices]
     offices_path = root / "offices.toml"
     if len(set(ids)) != len(ids):

@@ -37,17 +37,6 @@ MAX_BACK = 12  # screens remembered for "back"
 MAX_TEXT = 2000  # characters read from one message; the rest is ignored with a note
 WHATSAPP_BODY_MAX = 1024
 
-# Slash-command names (Telegram menu, web chat start) mapped to global actions.
-COMMANDS = {
-    "start": "menu", "menu": "menu", "mulai": "menu",
-    "help": "help", "bantuan": "help",
-    "bahasa": "lang", "language": "lang",
-    "stop": "stop", "berhenti": "stop",
-    "kembali": "back", "back": "back",
-    "batal": "cancel", "cancel": "cancel",
-}
-
-
 @dataclass(frozen=True)
 class Options:
     """Engine knobs the shell sets from configuration."""
@@ -197,7 +186,8 @@ def step(state: State, event: Event, content: Content, options: Options | None =
     if isinstance(event, Choice):
         _on_choice(turn, event.payload)
     elif isinstance(event, Command):
-        action = COMMANDS.get(event.name.lower())
+        # "/start", "/bantuan": command words come from content, like typed ones
+        action = _command(turn.c, event.name.lower())
         if action is not None:
             turn.go(action)
         else:
@@ -209,6 +199,14 @@ def step(state: State, event: Event, content: Content, options: Options | None =
         turn.repeat(turn.msg(key))
     turn.state = turn.state.model_copy(update={"updated_at": event.at})
     return turn.finish()
+
+
+def _command(content: Content, words: str) -> str | None:
+    """The global action a whole message names (menu, back, cancel, help, lang, stop)."""
+    for action, names in content.language.commands.items():
+        if words in names:
+            return action
+    return None
 
 
 def _on_choice(turn: _Turn, payload: str) -> None:
@@ -235,10 +233,10 @@ def _on_text(turn: _Turn, raw: str) -> None:
     if not normalized:
         turn.repeat(turn.msg("empty_text"))
         return
-    for action, words in turn.c.language.commands.items():
-        if normalized in words or text.strip().lower() in words:
-            turn.go(action)
-            return
+    action = _command(turn.c, normalized) or _command(turn.c, text.strip().lower())
+    if action is not None:
+        turn.go(action)
+        return
     if normalized.isdigit() and turn.state.options:
         n = int(normalized)
         if 1 <= n <= len(turn.state.options):
