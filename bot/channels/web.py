@@ -25,7 +25,7 @@ from flows.content import Content
 
 CHANNEL = "web"
 SESSION_RE = r"^[A-Za-z0-9_-]{16,64}$"
-MESSAGE_RE = r"^[A-Za-z0-9_-]{8,64}$"
+MESSAGE_RE = r"^[A-Za-z0-9_-]{8,63}$"  # with the session, fits platform_id (128)
 MAX_TEXT = 20_000  # longer texts are refused; the engine itself reads only the beginning
 
 _here = resources.files("bot") / "web"
@@ -123,7 +123,9 @@ class WebChat:
         else:
             kind, payload = "command", {"name": req.command}
         received = await self.inbox.handle(
-            Inbound(channel=CHANNEL, external_id=req.session, platform_id=req.message_id,
+            # message ids are the client's own: unique per session, not across sessions
+            Inbound(channel=CHANNEL, external_id=req.session,
+                    platform_id=f"{req.session}:{req.message_id}",
                     kind=kind, payload=payload),  # type: ignore[arg-type]
             then=partial(_rows_after, after=req.after),
         )

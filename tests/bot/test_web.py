@@ -145,3 +145,12 @@ async def test_page_and_static_files(client: TestClient, lontar: Lontar) -> None
         assert (await client.get(path)).status == 200
     assert (await client.get("/static/../bot/app.py")).status in (403, 404)
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_message_ids_are_per_session(client: TestClient) -> None:
+    """Another session reusing a message id is not mistaken for a redelivery."""
+    mid = _mid()
+    _, mine = await _post(client, text="halo", message_id=mid)
+    _, theirs = await _post(client, text="halo", message_id=mid, session="t" + "b" * 31)
+    assert theirs["messages"] and theirs["messages"][0]["id"] not in [
+        m["id"] for m in mine["messages"]]
