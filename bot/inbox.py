@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -41,6 +41,10 @@ from flows.types import (
 log = logging.getLogger(__name__)
 
 InboundKind = Literal["text", "choice", "command", "attachment"]
+
+# contact.last_inbound_at is kept to within this: enough for WhatsApp's 24-hour window, and
+# it spares a write on most turns of a conversation.
+SEEN_PRECISION = timedelta(minutes=1)
 
 contact_t = Contact.__table__  # type: ignore[attr-defined]
 conversation_t = Conversation.__table__  # type: ignore[attr-defined]
@@ -167,7 +171,7 @@ class Inbox:
             self.on_commit(channel, contact_id)
 
 
-# --- database work (runs on the database thread, inside one transaction) ---------------------
+# --- database work (inside one transaction; bot.db decides which thread) ---------------------
 # Statements are built once: building a SQLAlchemy statement costs more than running it.
 
 Stepper = Callable[[str, dict[str, Any], datetime, State], Step]
@@ -177,7 +181,8 @@ Saved = tuple[dict[str, Any], int]  # a conversation's stored state and turn cou
 _FIND_INBOUND = select(inbound_t.c.id, inbound_t.c.contact_id).where(
     inbound_t.c.channel == bindparam("channel"), inbound_t.c.platform_id == bindparam("pid"))
 _CONTACT_STATE = (
-    select(contact_t.c.id, contact_t.c.language, conversation_t.c.state, conversation_t.c.turns)
+    select(contact_t.c.id, contact_t.c.language, contact_t.c.last_inbound_at,
+           conversation_t.c.state, conversation_t.c.turns)
     .select_from(contact_t.outerjoin(conversation_t,
                                      conversation_t.c.contact_id == contact_t.c.id))
     .where(contact_t.c.channel == bindparam("channel"),
@@ -227,7 +232,9 @@ def _store(conn: Connection, inbound: Inbound, stepper: Stepper | None,
         contact_id, language = known.id, known.language
         if known.state is not None:
             saved = (known.state, known.turns)
-        conn.execute(_SEEN_CONTACT, {"cid": contact_id, "at": inbound.at})
+        last = known.last_inbound_at
+        if last is None or inbound.at - last > SEEN_PRECISION:
+            conn.execute(_SEEN_CONTACT, {"cid": contact_id, "at": inbound.at})
     inbound_id = conn.execute(insert(inbound_t), {
         "channel": inbound.channel, "platform_id": inbound.platform_id,
         "contact_id": contact_id, "kind": inbound.kind, "payload": inbound.payload,

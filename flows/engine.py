@@ -242,7 +242,7 @@ def _on_text(turn: _Turn, raw: str) -> None:
         if 1 <= n <= len(turn.state.options):
             turn.go(turn.state.options[n - 1])
             return
-    found = u.match(text)
+    found = u.match(text, normalized)
     topic = turn.c.all_topics.get(found.topic or "")
     if topic is not None and topic.kind == "smalltalk":
         # a greeting or a thank-you is answered in one line, then the menu

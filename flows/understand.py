@@ -161,9 +161,11 @@ class Understander:
 
     # -- ranking -----------------------------------------------------------------------------
 
-    def rank(self, text: str) -> list[Scored]:
+    def rank(self, text: str, normalized: str | None = None) -> list[Scored]:
         """Every topic sharing a word with the message, best first, scores 0-100."""
-        tokens = set(self._content_tokens(self.normalize(text)))
+        if normalized is None:
+            normalized = self.normalize(text)
+        tokens = set(self._content_tokens(normalized))
         if not tokens:
             return []
         query_weight = sum(self._weight.get(t, UNKNOWN_WEIGHT) for t in tokens)
@@ -189,8 +191,9 @@ class Understander:
             ranked = substantive
         return [Scored(t, round(s)) for t, s in ranked]
 
-    def match(self, text: str) -> Match:
-        ranked = self.rank(text)
+    def match(self, text: str, normalized: str | None = None) -> Match:
+        """Rank, then decide: a confident topic, a close call, or nothing."""
+        ranked = self.rank(text, normalized)
         if not ranked or ranked[0].score < CLOSE:
             return Match(None, ranked[0].score if ranked else 0, (), tuple(ranked[:3]))
         top = ranked[0]
