@@ -154,3 +154,15 @@ async def test_message_ids_are_per_session(client: TestClient) -> None:
     _, theirs = await _post(client, text="halo", message_id=mid, session="t" + "b" * 31)
     assert theirs["messages"] and theirs["messages"][0]["id"] not in [
         m["id"] for m in mine["messages"]]
+
+
+async def test_unexpected_error_is_a_clean_500(client: TestClient, lontar: Lontar,
+                                               monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(lontar.inbox, "handle", broken)
+    resp = await client.post("/api/chat", json={"session": SESSION, "message_id": _mid(),
+                                                "text": "halo"})
+    assert resp.status == 500
+    assert (await resp.json())["message"] == lontar.content.msg("id", "web_error")
