@@ -46,12 +46,28 @@ class Settings(BaseSettings):
         30, ge=1, validation_alias=_env("LONTAR_WEB_RATE_PER_MINUTE")
     )
 
+    telegram_bot_token: str = Field("", validation_alias=_env("TELEGRAM_BOT_TOKEN"))
+    telegram_api_base_url: str = Field(
+        "https://api.telegram.org", validation_alias=_env("TELEGRAM_API_BASE_URL"))
+    telegram_webhook_url: str = Field("", validation_alias=_env("TELEGRAM_WEBHOOK_URL"))
+    telegram_webhook_secret: str = Field(
+        "", pattern=r"^[A-Za-z0-9_-]{0,256}$", validation_alias=_env("TELEGRAM_WEBHOOK_SECRET"))
+    telegram_rate_per_second: float = Field(
+        29.0, gt=0, le=30, validation_alias=_env("TELEGRAM_RATE_PER_SECOND"))
+    telegram_poll_timeout: int = Field(
+        30, ge=0, le=50, validation_alias=_env("TELEGRAM_POLL_TIMEOUT"))
+    attachment_max_bytes: int = Field(
+        20 * 1024 * 1024, ge=1, validation_alias=_env("LONTAR_ATTACHMENT_MAX_BYTES"))
+
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:
         if self.env == "production" and len(self.secret_key_setting) < 32:
             raise ValueError(
                 "LONTAR_SECRET_KEY must be set to at least 32 random characters in production"
             )
+        if self.telegram_webhook_url and len(self.telegram_webhook_secret) < 16:
+            raise ValueError("TELEGRAM_WEBHOOK_SECRET (16+ characters of A-Z a-z 0-9 _ -) "
+                             "is required with TELEGRAM_WEBHOOK_URL")
         return self
 
     @cached_property

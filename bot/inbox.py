@@ -71,7 +71,8 @@ def to_event(kind: str, payload: dict[str, Any], at: datetime) -> Event:
     if kind == "command":
         return Command(str(payload.get("name", "")), at, str(payload.get("args", "")))
     if kind == "attachment":
-        return Attachment(payload.get("kind", "other"), at, payload.get("ref"))
+        return Attachment(payload.get("kind", "other"), at, payload.get("ref"),
+                          payload.get("problem"))
     return Text(str(payload.get("text", "")), at)
 
 

@@ -117,16 +117,53 @@ class RateLimiter:
         self.stamp = time.monotonic()
         self._lock = asyncio.Lock()
 
+    def _refill(self) -> None:
+        now = time.monotonic()
+        if now > self.stamp:
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+
     async def acquire(self) -> None:
         async with self._lock:
             while True:
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-                self.stamp = now
+                self._refill()
                 if self.tokens >= 1:
                     self.tokens -= 1
                     return
-                await asyncio.sleep((1 - self.tokens) / self.rate)
+                await asyncio.sleep(max(self.stamp - time.monotonic(), 0)
+                                    + (1 - self.tokens) / self.rate)
+
+    def hold(self, seconds: float) -> None:
+        """Give out nothing for `seconds` (the platform said it is overloaded)."""
+        self._refill()
+        self.tokens = min(self.tokens, 0.0)
+        self.stamp = max(self.stamp, time.monotonic() + seconds)
+
+
+class PerChatLimiter:
+    """A token bucket per chat: a reply of a few messages may burst, a stream may not."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate = rate
+        self.burst = float(burst)
+        self._state: dict[int, tuple[float, float]] = {}  # chat -> (tokens, stamp)
+
+    def wait(self, chat: int) -> float:
+        """Seconds until this chat may be sent to (0 = now)."""
+        tokens, stamp = self._state.get(chat, (self.burst, time.monotonic()))
+        tokens = min(self.burst, tokens + (time.monotonic() - stamp) * self.rate)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
+    def take(self, chat: int) -> None:
+        now = time.monotonic()
+        tokens, stamp = self._state.get(chat, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - stamp) * self.rate)
+        self._state[chat] = (tokens - 1, now)
+        if len(self._state) > 50_000:  # forget chats whose bucket is full again
+            full = [c for c, (t, s) in self._state.items()
+                    if t + (now - s) * self.rate >= self.burst]
+            for c in full:
+                del self._state[c]
 
 
 @dataclass
@@ -134,19 +171,29 @@ class WorkerStats:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    deferred: int = 0
 
 
 class OutboxWorker:
-    """Sends one channel's due rows, replies before notifications before broadcasts."""
+    """Sends one channel's due rows, replies before notifications before broadcasts.
+
+    Chats are served concurrently (a platform call takes long; the global limiter spaces
+    them), each chat's rows in order. A chat over its own limit, or told to wait, has its
+    remaining rows put back with a due time instead of holding up other chats.
+    """
 
     def __init__(self, db: Database, sender: Sender, *, rate: float, burst: int = 1,
-                 batch: int = 10, max_attempts: int = 8, base_backoff: float = 2.0):
+                 per_chat_rate: float | None = None, per_chat_burst: int = 3,
+                 batch: int = 50, max_attempts: int = 8, base_backoff: float = 2.0,
+                 max_hold: float = 1.0):
         self.db = db
         self.sender = sender
         self.limiter = RateLimiter(rate, burst)
-        self.batch = batch  # small, so a new reply never waits behind a long claimed batch
+        self.per_chat = PerChatLimiter(per_chat_rate, per_chat_burst) if per_chat_rate else None
+        self.batch = batch
         self.max_attempts = max_attempts
         self.base_backoff = base_backoff
+        self.max_hold = max_hold  # the longest a 429 pauses *all* chats
         self.stats = WorkerStats()
         self._wake = asyncio.Event()
 
@@ -155,34 +202,61 @@ class OutboxWorker:
 
     async def run(self, idle_poll: float = 1.0) -> None:
         while True:
-            if await self.drain_once() == 0:
+            try:
+                sent = await self.drain_once()
+            except Exception:  # the database hiccuped; keep the sender alive
+                log.exception("outbox worker for %s failed; retrying", self.sender.channel)
+                sent = 0
+            if sent == 0:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), idle_poll)
 
     async def drain_once(self) -> int:
         claimed = await self.db.run(_claim, self.sender.channel, self.batch)
+        chats: dict[int, list[tuple[Outbox, Contact]]] = {}
         for row, contact in claimed:
+            chats.setdefault(contact.id or 0, []).append((row, contact))
+        await asyncio.gather(*(self._send_chat(rows) for rows in chats.values()))
+        return len(claimed)
+
+    async def _send_chat(self, rows: list[tuple[Outbox, Contact]]) -> None:
+        for i, (row, contact) in enumerate(rows):
+            if self.per_chat is not None:
+                wait = self.per_chat.wait(contact.id or 0)
+                if wait > 0:
+                    await self.db.run(_defer, [r.id for r, _ in rows[i:]], wait)
+                    self.stats.deferred += len(rows) - i
+                    return
+                self.per_chat.take(contact.id or 0)
             await self.limiter.acquire()
             try:
                 platform_id = await self.sender.send(contact, Reply.from_dict(row.payload))
             except SendError as exc:
-                await self.db.run(self._record_failure, row.id, contact.id, exc)
-            except Exception as exc:
+                delay = await self.db.run(self._record_failure, row.id, contact.id, exc)
+                if exc.retry_after:
+                    self.limiter.hold(min(exc.retry_after, self.max_hold))
+                rest = [r.id for r, _ in rows[i + 1:]]
+                if rest:  # keep the chat's order: its later rows wait behind this one
+                    await self.db.run(_defer, rest, delay if delay is not None else 0.0)
+                return
+            except Exception as exc:  # an adapter bug must not stop the queue
                 log.exception("sender %s crashed on outbox row %s", self.sender.channel, row.id)
                 await self.db.run(self._record_failure, row.id, contact.id,
                                   SendError(type(exc).__name__, retryable=True))
-            else:
-                await self.db.run(_record_sent, row.id, platform_id)
-                self.stats.sent += 1
-        return len(claimed)
+                await self.db.run(_defer, [r.id for r, _ in rows[i + 1:]], self.base_backoff)
+                return
+            await self.db.run(_record_sent, row.id, platform_id)
+            self.stats.sent += 1
 
     def _record_failure(self, session: Session, row_id: int, contact_id: int,
-                        exc: SendError) -> None:
+                        exc: SendError) -> float | None:
+        """Record a failed send; return the delay before the next try (None: given up)."""
         row = session.get(Outbox, row_id)
         assert row is not None
         row.attempts += 1
         row.last_error = str(exc)[:1000]
+        delay: float | None = None
         if exc.retryable and row.attempts < self.max_attempts:
             delay = exc.retry_after or self.base_backoff * 2 ** (row.attempts - 1)
             row.status = PENDING
@@ -198,9 +272,11 @@ class OutboxWorker:
                     session.add(contact)
         session.add(row)
         session.commit()
+        return delay
 
 
 def _claim(session: Session, channel: str, limit: int) -> list[tuple[Outbox, Contact]]:
+    """Take due rows; rows for a contact known to have blocked Lontar fail without a send."""
     now = datetime.now(UTC)
     query = (
         select(Outbox, Contact)
@@ -213,11 +289,26 @@ def _claim(session: Session, channel: str, limit: int) -> list[tuple[Outbox, Con
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Outbox)
     rows = [(r[0], r[1]) for r in session.execute(query).all()]
-    for row, _ in rows:
-        row.status = SENDING
+    live = []
+    for row, contact in rows:
+        if contact.blocked_at is not None:
+            row.status, row.last_error = FAILED, "contact has blocked Lontar"
+        else:
+            row.status = SENDING
+            live.append((row, contact))
         session.add(row)
     session.commit()
-    return rows
+    return live
+
+
+def _defer(session: Session, ids: list[int], seconds: float) -> None:
+    """Put claimed rows back, due after `seconds`, without counting an attempt."""
+    if ids:
+        session.execute(
+            update(outbox_t).where(outbox_t.c.id.in_(ids), outbox_t.c.status == SENDING)
+            .values(status=PENDING,
+                    next_attempt_at=datetime.now(UTC) + timedelta(seconds=seconds)))
+        session.commit()
 
 
 def _record_sent(session: Session, row_id: int, platform_id: str | None) -> None:

@@ -195,7 +195,12 @@ def step(state: State, event: Event, content: Content, options: Options | None =
     elif isinstance(event, Text):
         _on_text(turn, event.text)
     elif isinstance(event, Attachment):
-        key = "location_received" if event.kind == "location" else "attachment_unsupported"
+        if event.problem is not None:
+            key = f"attachment_{event.problem}"
+        elif event.kind == "location":
+            key = "location_received"
+        else:
+            key = "attachment_unsupported"
         turn.repeat(turn.msg(key))
     turn.state = turn.state.model_copy(update={"updated_at": event.at})
     return turn.finish()

@@ -113,7 +113,8 @@ class Attachment:
 
     kind: AttachmentKind
     at: datetime
-    ref: str | None = None
+    ref: str | None = None  # where the shell stored the file, if it kept one
+    problem: Literal["too_large", "bad_type"] | None = None  # why the shell refused it
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ class FakeSender:
         return f"pm-{len(self.sent)}"
 
 
-def _queue(lontar: Lontar, *items: tuple[str, int]) -> int:
+def _queue(lontar: Lontar, *items: tuple[str, int], chat: str = "c1") -> int:
     with lontar.db.session() as s:
-        contact = Contact(channel="fake", external_id="c1")
+        contact = Contact(channel="fake", external_id=chat)
         s.add(contact)
         s.flush()
         for text, prio in items:
@@ -99,7 +99,9 @@ async def test_gives_up_after_max_attempts(lontar: Lontar) -> None:
 
 
 async def test_adapter_bug_does_not_stop_the_queue(lontar: Lontar) -> None:
-    _queue(lontar, ("boom", 0), ("fine", 0))
+    """Another chat still gets its message; the failing chat keeps its order for later."""
+    _queue(lontar, ("boom", 0), ("after boom", 0), chat="a")
+    _queue(lontar, ("fine", 0), chat="b")
 
     class Buggy(FakeSender):
         async def send(self, contact: Contact, reply: Reply) -> str | None:
@@ -110,6 +112,9 @@ async def test_adapter_bug_does_not_stop_the_queue(lontar: Lontar) -> None:
     sender = Buggy()
     await OutboxWorker(lontar.db, sender, rate=1000, burst=10).drain_once()
     assert sender.sent == ["fine"]
+    with lontar.db.session() as s:
+        statuses = {r.payload["text"]: r.status for r in s.exec(select(Outbox)).all()}
+    assert statuses == {"boom": "pending", "after boom": "pending", "fine": "sent"}
 
 
 def test_rows_in_flight_at_a_crash_are_requeued(lontar: Lontar) -> None:
@@ -142,3 +147,32 @@ async def test_rate_limiter_spaces_sends(monkeypatch) -> None:  # type: ignore[n
     for _ in range(5):
         await limiter.acquire()
     assert abs(sum(slept) - 2.0) < 1e-6
+
+
+async def test_per_chat_limit_defers_instead_of_blocking_others(lontar: Lontar) -> None:
+    _queue(lontar, *[(f"a{i}", 0) for i in range(5)], chat="a")
+    _queue(lontar, ("b0", 0), chat="b")
+    sender = FakeSender()
+    worker = OutboxWorker(lontar.db, sender, rate=1000, burst=100, per_chat_rate=1,
+                          per_chat_burst=3)
+    await worker.drain_once()
+    assert sorted(sender.sent) == ["a0", "a1", "a2", "b0"]
+    assert [t for t in sender.sent if t.startswith("a")] == ["a0", "a1", "a2"]  # in order
+    with lontar.db.session() as s:
+        later = s.exec(select(Outbox).where(Outbox.status == "pending")).all()
+    assert sorted(r.payload["text"] for r in later) == ["a3", "a4"]
+    assert all(r.next_attempt_at > datetime.now(UTC) for r in later) and worker.stats.deferred == 2
+
+
+async def test_blocked_contacts_rows_are_skipped_at_claim(lontar: Lontar) -> None:
+    contact_id = _queue(lontar, ("x", 0), ("y", 0))
+    with lontar.db.session() as s:
+        c = s.get(Contact, contact_id)
+        c.blocked_at = datetime.now(UTC)  # type: ignore[union-attr]
+        s.add(c)
+        s.commit()
+    sender = FakeSender()
+    assert await OutboxWorker(lontar.db, sender, rate=1000).drain_once() == 0
+    assert sender.sent == []
+    with lontar.db.session() as s:
+        assert set(s.exec(select(Outbox.status)).all()) == {"failed"}
