@@ -6,17 +6,18 @@ import asyncio
 import gc
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from bot.channels.telegram import TelegramChannel
 from bot.channels.web import WebChat
 from bot.config import Settings, load_settings
 from bot.db import Database
 from bot.inbox import Inbox
-from bot.outbox import requeue_in_flight
+from bot.outbox import OutboxWorker, requeue_in_flight
 from flows.content import Content, load_content
 from flows.engine import Options
 from flows.understand import understander
@@ -30,9 +31,18 @@ class Lontar:
     content: Content
     db: Database
     inbox: Inbox
+    telegram: TelegramChannel | None = None
+    workers: dict[str, OutboxWorker] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def close(self) -> None:
         self.db.close()
+
+    def wake(self, channel: str, _contact_id: int) -> None:
+        """After a commit: the channel's sender has something to send."""
+        worker = self.workers.get(channel)
+        if worker is not None:
+            worker.wake()
 
 
 def build(settings: Settings | None = None, *, migrate: bool = True) -> Lontar:
@@ -44,10 +54,18 @@ def build(settings: Settings | None = None, *, migrate: bool = True) -> Lontar:
         db.upgrade()
     inbox = Inbox(db, content, Options(idle_timeout=timedelta(minutes=settings.idle_minutes)))
     understander(content)  # build the free-text index now, not in a citizen's first turn
+    lontar = Lontar(settings, content, db, inbox)
+    inbox.on_commit = lontar.wake
+    if settings.telegram_bot_token:
+        lontar.telegram = TelegramChannel(settings, inbox, content)
+        lontar.workers["telegram"] = OutboxWorker(
+            db, lontar.telegram.sender, rate=settings.telegram_rate_per_second,
+            burst=max(1.0, 30.5 - settings.telegram_rate_per_second),  # never 31 in a second
+            per_chat_rate=1.0, per_chat_burst=3)
     # Content, the index and the libraries live as long as the process: keeping them out of
     # the garbage collector's scans removes most of its pauses under load (bench/turns.py).
     gc.freeze()
-    return Lontar(settings, content, db, inbox)
+    return lontar
 
 
 def _error_middleware(content: Content) -> Middleware:
@@ -72,6 +90,8 @@ def web_app(lontar: Lontar) -> web.Application:
     app = web.Application(middlewares=[_error_middleware(lontar.content)],
                           client_max_size=s.web_max_body)
     WebChat(lontar.inbox, lontar.content, s.web_rate_per_minute, s.web_max_body).routes(app)
+    if lontar.telegram is not None:
+        lontar.telegram.routes(app)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -88,9 +108,29 @@ async def recover(lontar: Lontar) -> None:
         log.info("recovered: %d outbox rows requeued, %d updates processed", requeued, handled)
 
 
+async def start_channels(lontar: Lontar) -> None:
+    """Start the push channels: their senders, and Telegram's long polling if no webhook."""
+    if lontar.telegram is not None:
+        await lontar.telegram.start()
+        if not lontar.telegram.webhook_mode:
+            lontar.tasks.append(asyncio.create_task(lontar.telegram.poll()))
+    for worker in lontar.workers.values():
+        lontar.tasks.append(asyncio.create_task(worker.run()))
+
+
+async def stop_channels(lontar: Lontar) -> None:
+    for task in lontar.tasks:
+        task.cancel()
+    await asyncio.gather(*lontar.tasks, return_exceptions=True)
+    lontar.tasks.clear()
+    if lontar.telegram is not None:
+        await lontar.telegram.stop()
+
+
 async def serve(lontar: Lontar) -> None:
     """Serve until SIGINT/SIGTERM."""
     await recover(lontar)
+    await start_channels(lontar)
     runner = web.AppRunner(web_app(lontar), access_log=None)
     await runner.setup()
     s = lontar.settings
@@ -101,7 +141,11 @@ async def serve(lontar: Lontar) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if lontar.telegram is not None:
+        mode = "webhook" if lontar.telegram.webhook_mode else "long polling"
+        print(f"Telegram: @{lontar.telegram.username} ({mode})", flush=True)
     try:
         await stop.wait()
     finally:
         await runner.cleanup()
+        await stop_channels(lontar)

@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, Settings, load_settings
 from flows.content import ContentError, load_content, unverified_facts
 from flows.understand import understander
 
@@ -26,6 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     content = sub.add_parser("content", help="content catalogue tools")
     content_sub = content.add_subparsers(dest="action", required=True)
     content_sub.add_parser("check", help="validate content/, naming file and field of errors")
+    tg = sub.add_parser("telegram", help="Telegram tools")
+    tg_sub = tg.add_subparsers(dest="action", required=True)
+    tg_sub.add_parser("set-webhook", help="point Telegram at TELEGRAM_WEBHOOK_URL")
+    tg_sub.add_parser("delete-webhook", help="remove the webhook (back to long polling)")
     db = sub.add_parser("db", help="database tools")
     db_sub = db.add_subparsers(dest="action", required=True)
     db_sub.add_parser("upgrade", help="apply database migrations (alembic)")
@@ -50,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _content_check(settings.content_dir)
         from bot.app import build, serve  # imported late: `match` and `content` stay light
 
+        if args.command == "telegram":
+            return asyncio.run(_telegram(args.action, settings))
         if args.command == "db":
             lontar = build(settings, migrate=False)
             lontar.db.upgrade()
@@ -102,4 +108,23 @@ def _content_check(content_dir: object) -> int:
     print(f"content OK: {len(content.services)} services, {n} topics in all, "
           f"{len(content.offices)} offices, {sum(len(k.kelurahan) for k in content.kecamatan)} "
           "kelurahan")
+    return 0
+
+
+async def _telegram(action: str, settings: Settings) -> int:
+    from bot.channels.telegram import make_bot, set_webhook
+
+    if not settings.telegram_bot_token:
+        print("lontar: TELEGRAM_BOT_TOKEN is not set", file=sys.stderr)
+        return 2
+    async with make_bot(settings) as bot:
+        if action == "set-webhook":
+            if not settings.telegram_webhook_url:
+                print("lontar: TELEGRAM_WEBHOOK_URL is not set", file=sys.stderr)
+                return 2
+            await set_webhook(bot, settings)
+            print(f"webhook set: {settings.telegram_webhook_url}")
+        else:
+            await bot.delete_webhook()
+            print("webhook deleted: Lontar will use long polling")
     return 0

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -32,6 +33,7 @@ from flows.types import (
     Command,
     Event,
     OptOut,
+    Reply,
     SetLanguage,
     State,
     Step,
@@ -140,6 +142,23 @@ class Inbox:
             self._committed(inbound.channel, received.contact_id)
         return received
 
+    async def notify(self, inbound: Inbound, reply: Reply) -> Received:
+        """Answer an update with one fixed reply, without the engine (e.g. a group chat).
+
+        The update is stored as processed and the reply queued in one transaction, so a
+        redelivery is ignored like any other.
+        """
+        async with self._locks.hold((inbound.channel, inbound.external_id)):
+            try:
+                received = await self.db.transaction(_store, inbound, None, partial(
+                    _queue_reply, reply=reply, inbound_platform_id=inbound.platform_id,
+                    channel=inbound.channel))
+            except IntegrityError:
+                return await self.db.transaction(_store, inbound, None)
+        if received.new:
+            self._committed(inbound.channel, received.contact_id)
+        return received
+
     async def receive(self, inbound: Inbound) -> Received:
         """Store only (commit), for channels that must acknowledge before processing."""
         try:
@@ -195,6 +214,12 @@ _LOAD_STATE = select(conversation_t.c.state, conversation_t.c.turns).where(
     conversation_t.c.contact_id == bindparam("cid"))
 _SAVE_STATE = update(conversation_t).where(conversation_t.c.contact_id == bindparam("cid")).values(
     state=bindparam("state"), turns=bindparam("turns"), updated_at=bindparam("now"))
+_PRESSED = (
+    select(outbox_t.c.payload)
+    .where(outbox_t.c.contact_id == bindparam("cid"),
+           outbox_t.c.platform_message_id == bindparam("pmid"))
+    .order_by(outbox_t.c.id.desc()).limit(1)
+)
 _DONE = update(inbound_t).where(inbound_t.c.id == bindparam("iid")).values(
     processed_at=bindparam("now"))
 _STORED = select(inbound_t.c.contact_id, inbound_t.c.channel, inbound_t.c.kind,
@@ -289,13 +314,32 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
     if changes:
         conn.execute(update(contact_t).where(contact_t.c.id == contact_id).values(**changes))
     if result.replies:
+        payloads = [reply.to_dict() for reply in result.replies]
+        pressed = payload.get("message_id") if kind == "choice" else None
+        if pressed is not None and len(payloads) == 1 and payloads[0].get("menu"):
+            was = conn.execute(_PRESSED, {"cid": contact_id, "pmid": str(pressed)}).scalar()
+            if was is not None and was.get("menu"):
+                # menu to menu by a button: the channel may replace the pressed message
+                payloads[0]["edit_message_id"] = pressed
         conn.execute(insert(outbox_t), [
             {"contact_id": contact_id, "channel": channel, "priority": PRIORITY_REPLY,
-             "status": "pending", "payload": reply.to_dict(), "inbound_id": inbound_id,
+             "status": "pending", "payload": data, "inbound_id": inbound_id,
              "attempts": 0, "next_attempt_at": now, "created_at": now}
-            for reply in result.replies
+            for data in payloads
         ])
 
 
 def _unprocessed(conn: Connection) -> list[int]:
     return list(conn.execute(_UNPROCESSED).scalars())
+
+
+def _queue_reply(conn: Connection, contact_id: int, *, reply: Reply, inbound_platform_id: str,
+                 channel: str) -> None:
+    now = datetime.now(UTC)
+    inbound_id = conn.execute(
+        _FIND_INBOUND, {"channel": channel, "pid": inbound_platform_id}).scalar_one()
+    conn.execute(_DONE, {"iid": inbound_id, "now": now})
+    conn.execute(insert(outbox_t), {
+        "contact_id": contact_id, "channel": channel, "priority": PRIORITY_REPLY,
+        "status": "pending", "payload": reply.to_dict(), "inbound_id": inbound_id,
+        "attempts": 0, "next_attempt_at": now, "created_at": now})

@@ -79,7 +79,8 @@ class _Turn:
             self.replies.append(Reply(body, (), screen.venue))
             self.replies.append(Reply(self.msg("options_prompt"), options))
         else:
-            self.replies.append(Reply(body, options, screen.venue))
+            menu = screen.menu and text is None and not self.prefix
+            self.replies.append(Reply(body, options, screen.venue, menu=menu))
 
     def say(self, text: str) -> None:
         self.prefix.append(text)

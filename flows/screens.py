@@ -30,6 +30,7 @@ class Screen:
     targets: tuple[Target, ...] = ()
     venue: Venue | None = None
     redirect: str | None = None  # render this screen instead (e.g. a one-service group)
+    menu: bool = False  # navigation only: nothing the citizen would want to scroll back to
 
 
 class UnknownScreen(LookupError):
@@ -64,17 +65,17 @@ def render(screen: str, lang: Lang, c: Content) -> Screen:
     """Render a screen id; raises `UnknownScreen` when content no longer has it."""
     kind, _, ref = screen.partition(":")
     if screen == "menu":
-        return Screen(c.msg(lang, "menu_intro"), main_targets(c, lang))
+        return Screen(c.msg(lang, "menu_intro"), main_targets(c, lang), menu=True)
     if screen == "docs":
         groups = tuple(
             Target(f"g:{g.id}", g.label.get(lang),
                    g.description.get(lang) if g.description else "")
             for g in c.groups.values()
         )
-        return Screen(c.msg(lang, "docs_intro"), groups + nav_targets(c, lang)[:1])
+        return Screen(c.msg(lang, "docs_intro"), groups + nav_targets(c, lang)[:1], menu=True)
     if screen == "faq":
         faqs = tuple(topic_target(c, lang, t.id) for t in c.topics.values() if t.kind == "faq")
-        return Screen(c.msg(lang, "faq_intro"), faqs[:9] + nav_targets(c, lang)[:1])
+        return Screen(c.msg(lang, "faq_intro"), faqs[:9] + nav_targets(c, lang)[:1], menu=True)
     if screen == "help":
         return Screen(c.msg(lang, "help"), main_targets(c, lang))
     if screen == "lang":
@@ -85,6 +86,7 @@ def render(screen: str, lang: Lang, c: Content) -> Screen:
                 Target("lang:en", c.msg(lang, "lang_name_en")),
             )
             + nav_targets(c, lang)[:1],
+            menu=True,
         )
     if kind == "g" and ref in c.groups:
         group = c.groups[ref]
@@ -93,6 +95,7 @@ def render(screen: str, lang: Lang, c: Content) -> Screen:
         return Screen(
             c.msg(lang, "group_intro", group=group.label.get(lang)),
             tuple(topic_target(c, lang, s) for s in group.services) + nav_targets(c, lang),
+            menu=True,
         )
     if kind == "s":
         return _service(ref, lang, c)

@@ -42,6 +42,7 @@ class Reply:
     text: str
     options: tuple[Option, ...] = ()
     venue: Venue | None = None
+    menu: bool = False  # pure navigation: a channel may replace it in place when left
 
     def to_dict(self) -> dict[str, Any]:
         """Serialise for the outbox row (plain JSON)."""
@@ -52,6 +53,8 @@ class Reply:
                 for o in self.options
             ],
         }
+        if self.menu:
+            data["menu"] = True
         if self.venue is not None:
             v = self.venue
             data["venue"] = {
@@ -72,6 +75,7 @@ class Reply:
                 for o in data.get("options", [])
             ),
             venue=Venue(**venue) if venue else None,
+            menu=bool(data.get("menu")),
         )
 
 

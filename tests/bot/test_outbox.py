@@ -19,7 +19,7 @@ class FakeSender:
         self.sent: list[str] = []
         self.fail = fail or {}
 
-    async def send(self, contact: Contact, reply: Reply) -> str | None:
+    async def send(self, contact: Contact, reply: Reply, replace: str | None = None) -> str | None:
         if reply.text in self.fail:
             raise self.fail.pop(reply.text)
         self.sent.append(reply.text)
@@ -82,7 +82,8 @@ async def test_gives_up_after_max_attempts(lontar: Lontar) -> None:
     _queue(lontar, ("x", 0))
 
     class AlwaysDown(FakeSender):
-        async def send(self, contact: Contact, reply: Reply) -> str | None:
+        async def send(self, contact: Contact, reply: Reply,
+                       replace: str | None = None) -> str | None:
             raise SendError("network", retryable=True, retry_after=0.0001)
 
     worker = OutboxWorker(lontar.db, AlwaysDown(), rate=1000, max_attempts=3)
@@ -104,10 +105,11 @@ async def test_adapter_bug_does_not_stop_the_queue(lontar: Lontar) -> None:
     _queue(lontar, ("fine", 0), chat="b")
 
     class Buggy(FakeSender):
-        async def send(self, contact: Contact, reply: Reply) -> str | None:
+        async def send(self, contact: Contact, reply: Reply,
+                       replace: str | None = None) -> str | None:
             if reply.text == "boom":
                 raise KeyError("bug")
-            return await super().send(contact, reply)
+            return await super().send(contact, reply, replace)
 
     sender = Buggy()
     await OutboxWorker(lontar.db, sender, rate=1000, burst=10).drain_once()

@@ -1,0 +1,440 @@
+"""Telegram through python-telegram-bot, used as a transport only.
+
+Lontar's engine owns the conversation, so PTB's Application, ConversationHandler and
+persistence are not used: a `telegram.Bot` makes the API calls, and this module turns updates
+into `Inbound`s and outbox rows into messages. Updates are stored before they are
+acknowledged (polling: before the next getUpdates; webhook: before the 200), so a crash
+loses none; the unique (channel, platform id) makes a redelivery harmless.
+
+Edited messages are ignored on purpose: a citizen fixing a typo has usually already been
+answered, and answering again would repeat the menu; the edit is still stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import html
+import logging
+import mimetypes
+import warnings
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import Connection, bindparam, update
+from telegram import (
+    Bot,
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.request import HTTPXRequest
+
+from bot.config import Settings
+from bot.inbox import Inbound, Inbox, contact_t
+from bot.models import Contact
+from bot.outbox import SendError
+from flows.content import Content
+from flows.types import Option, Reply
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+TEXT_MAX = 4096
+ROW_MAX = 8  # Telegram's limit of buttons in one keyboard row
+SHORT_LABEL = 14  # two labels this short share a row on a phone
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+ACCEPTED_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp",
+                  "application/pdf": ".pdf"}
+COMMANDS = ("start", "menu", "status", "pengaduan", "bahasa", "berhenti", "bantuan")
+
+
+def make_bot(settings: Settings) -> Bot:
+    base = settings.telegram_api_base_url.rstrip("/")
+    return Bot(
+        settings.telegram_bot_token,
+        base_url=f"{base}/bot",
+        base_file_url=f"{base}/file/bot",
+        request=HTTPXRequest(connection_pool_size=64, read_timeout=15, write_timeout=15,
+                             pool_timeout=5),
+        get_updates_request=HTTPXRequest(connection_pool_size=1,
+                                         read_timeout=settings.telegram_poll_timeout + 15),
+    )
+
+
+async def set_webhook(bot: Bot, settings: Settings) -> None:
+    await bot.set_webhook(settings.telegram_webhook_url,
+                          secret_token=settings.telegram_webhook_secret,
+                          allowed_updates=ALLOWED_UPDATES)
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def keyboard(options: Iterable[Option]) -> InlineKeyboardMarkup | None:
+    """Buttons as rows: two short labels share a row, a long label gets its own."""
+    rows: list[list[InlineKeyboardButton]] = []
+    for option in options:
+        button = InlineKeyboardButton(option.label, callback_data=option.id)
+        last = rows[-1] if rows else None
+        if (last is not None and len(last) < min(2, ROW_MAX)
+                and len(option.label) <= SHORT_LABEL
+                and all(len(b.text) <= SHORT_LABEL for b in last)):
+            last.append(button)
+        else:
+            rows.append([button])
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def split_text(text: str, limit: int = TEXT_MAX) -> list[str]:
+    """Split at paragraph boundaries (then lines, then hard) so each part fits `limit`."""
+    if len(text) <= limit:
+        return [text]
+    parts: list[str] = []
+    current = ""
+    for sep_unit in _units(text, limit):
+        candidate = f"{current}{sep_unit}"
+        if len(candidate.rstrip("\n")) > limit and current:
+            parts.append(current.rstrip("\n"))
+            current = sep_unit
+        else:
+            current = candidate
+    if current.strip():
+        parts.append(current.rstrip("\n"))
+    return parts
+
+
+def _units(text: str, limit: int) -> Iterable[str]:
+    for para in text.split("\n\n"):
+        para += "\n\n"
+        if len(para) <= limit:
+            yield para
+            continue
+        for line in para.split("\n"):
+            line += "\n"
+            while len(line) > limit:
+                yield line[:limit]
+                line = line[limit:]
+            yield line
+
+
+class TelegramSender:
+    """Delivers outbox rows; maps Telegram's errors onto retry, back off, or give up."""
+
+    channel = CHANNEL
+
+    def __init__(self, bot: Bot):
+        self.bot = bot
+
+    async def send(self, contact: Contact, reply: Reply, replace: str | None = None) -> str | None:
+        chat_id = int(contact.external_id)
+        try:
+            return await self._send(chat_id, reply, int(replace) if replace else None)
+        except RetryAfter as exc:
+            raise SendError(str(exc), retryable=True, retry_after=_seconds(exc)) from exc
+        except Forbidden as exc:  # blocked, deactivated, can't initiate: the chat is gone
+            raise SendError(str(exc), retryable=False, blocked=True) from exc
+        except BadRequest as exc:
+            gone = "chat not found" in exc.message.lower()
+            raise SendError(str(exc), retryable=False, blocked=gone) from exc
+        except (TimedOut, NetworkError) as exc:  # includes 5xx answers
+            raise SendError(str(exc), retryable=True) from exc
+
+    async def _send(self, chat_id: int, reply: Reply, edit: int | None) -> str | None:
+        parts = split_text(reply.text)
+        markup = keyboard(reply.options)
+        sent: Message | bool | None = None
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            text = html.escape(part, quote=False)
+            if i == 0 and edit is not None:
+                sent = await self._edit(chat_id, edit, text, markup if last else None)
+                if sent is not None:
+                    continue
+            sent = await self.bot.send_message(
+                chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup if last else None)
+        if reply.venue is not None:
+            v = reply.venue
+            await self.bot.send_venue(chat_id, latitude=v.latitude, longitude=v.longitude,
+                                      title=v.title, address=v.address)
+        return str(sent.message_id) if isinstance(sent, Message) else (
+            str(edit) if edit is not None else None)
+
+    async def _edit(self, chat_id: int, message_id: int, text: str,
+                    markup: InlineKeyboardMarkup | None) -> Message | bool | None:
+        """Replace a menu in place; None when it can't be (too old, deleted): send instead."""
+        try:
+            return await self.bot.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML,
+                reply_markup=markup)
+        except BadRequest as exc:
+            if "not modified" in exc.message.lower():
+                return True
+            return None
+
+
+def _seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB 22 warns that the int will become a timedelta
+        warnings.simplefilter("ignore")
+        value: Any = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+# --- receiving -------------------------------------------------------------------------------
+
+
+class TelegramChannel:
+    """Receives (polling or webhook), stores before acknowledging, and processes."""
+
+    def __init__(self, settings: Settings, inbox: Inbox, content: Content, bot: Bot | None = None):
+        self.settings = settings
+        self.inbox = inbox
+        self.content = content
+        self.bot = bot or make_bot(settings)
+        self.sender = TelegramSender(self.bot)
+        self.files = settings.data_dir / "attachments" / CHANNEL
+        self.username = ""
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = asyncio.Event()
+
+    @property
+    def webhook_mode(self) -> bool:
+        return bool(self.settings.telegram_webhook_url)
+
+    async def start(self) -> None:
+        await self.bot.initialize()
+        self.username = self.bot.username
+        await self.set_commands()
+        if self.webhook_mode:
+            await set_webhook(self.bot, self.settings)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.bot.shutdown()
+
+    async def set_commands(self) -> None:
+        for lang in ("id", "en"):
+            commands = [BotCommand(c, self.content.msg(lang, f"cmd_{c}")) for c in COMMANDS]
+            await self.bot.set_my_commands(commands, language_code=None if lang == "id" else lang)
+
+
+    # -- long polling ------------------------------------------------------------------------
+
+    async def poll(self) -> None:
+        """getUpdates forever; a batch is stored before the next call acknowledges it."""
+        offset: int | None = None
+        backoff = 1.0
+        await self.bot.delete_webhook()
+        while not self._stopping.is_set():
+            try:
+                updates = await self.bot.get_updates(
+                    offset=offset, timeout=self.settings.telegram_poll_timeout,
+                    allowed_updates=ALLOWED_UPDATES)
+                backoff = 1.0
+            except RetryAfter as exc:
+                await asyncio.sleep(_seconds(exc))
+                continue
+            except InvalidToken:
+                log.error("Telegram rejected the bot token; polling stopped")
+                return
+            except (Conflict, TimedOut, NetworkError) as exc:
+                log.warning("getUpdates failed (%s); retrying in %.0f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60)
+                continue
+            try:
+                stored = [await self.store(u) for u in updates]
+            except RetryLater as exc:  # not acknowledged: the same batch comes again
+                log.warning("could not store an update (%s); fetching it again", exc)
+                await asyncio.sleep(backoff)
+                continue
+            if updates:
+                offset = updates[-1].update_id + 1
+            for inbound_id in stored:
+                if inbound_id is not None:
+                    await self.inbox.process(inbound_id)
+
+    # -- webhook -----------------------------------------------------------------------------
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/webhooks/telegram", self.webhook)
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        expected = self.settings.telegram_webhook_secret
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            return web.json_response({"ok": False}, status=403)
+        try:
+            update = Update.de_json(await request.json(), self.bot)
+        except (ValueError, TypeError, KeyError, TelegramError):
+            return web.json_response({"ok": False, "error": "bad update"}, status=400)
+        if update is None:
+            return web.json_response({"ok": False, "error": "bad update"}, status=400)
+        try:
+            inbound_id = await self.store(update)
+        except RetryLater:  # Telegram delivers it again later
+            return web.json_response({"ok": False}, status=503)
+        if inbound_id is not None:  # answer Telegram now; the turn runs after
+            task = asyncio.create_task(self.inbox.process(inbound_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return web.json_response({"ok": True})
+
+    # -- turning an update into an Inbound ---------------------------------------------------
+
+    async def store(self, update: Update) -> int | None:
+        """Store one update; return the inbound id to process, or None if nothing to do."""
+        if update.my_chat_member is not None:
+            await self._membership(update)
+            return None
+        if update.callback_query is not None:
+            return await self._callback(update)
+        message = update.message
+        if message is None:  # edited messages and kinds Lontar doesn't subscribe to
+            return None
+        chat = message.chat
+        pid = str(update.update_id)
+        if chat.type != ChatType.PRIVATE:
+            return await self._group(update, message)
+        inbound = await self._inbound(message)
+        received = await self.inbox.receive(Inbound(
+            channel=CHANNEL, external_id=str(chat.id), platform_id=pid,
+            kind=inbound[0], payload=inbound[1], at=message.date,  # type: ignore[arg-type]
+            display_name=message.from_user.full_name if message.from_user else None,
+        ))
+        return received.inbound_id if received.new else None
+
+    async def _callback(self, update: Update) -> int | None:
+        query = update.callback_query
+        assert query is not None
+        message = query.message
+        chat_id = message.chat.id if message is not None else query.from_user.id
+        payload: dict[str, Any] = {"payload": query.data or ""}
+        if isinstance(message, Message):
+            payload["message_id"] = message.message_id
+        received = await self.inbox.receive(Inbound(
+            channel=CHANNEL, external_id=str(chat_id), platform_id=str(update.update_id),
+            kind="choice", payload=payload, display_name=query.from_user.full_name))
+        try:  # every callback query is answered, or the button keeps spinning
+            await query.answer()
+        except TelegramError as exc:
+            log.info("answerCallbackQuery failed: %s", exc)
+        return received.inbound_id if received.new else None
+
+    async def _inbound(self, message: Message) -> tuple[str, dict[str, Any]]:
+        if message.text is not None:
+            command = self._command(message.text)
+            if command is not None:
+                return "command", {"name": command[0], "args": command[1]}
+            return "text", {"text": message.text}
+        if message.photo:
+            best = message.photo[-1]
+            return "attachment", await self._download(
+                "photo", best.file_id, best.file_unique_id, best.file_size, "image/jpeg",
+                message.chat.id)
+        if message.animation is not None:  # a GIF also carries a `document`
+            return "attachment", {"kind": "animation"}
+        if message.document is not None:
+            doc = message.document
+            mime = doc.mime_type or mimetypes.guess_type(doc.file_name or "")[0] or ""
+            return "attachment", await self._download(
+                "document", doc.file_id, doc.file_unique_id, doc.file_size, mime,
+                message.chat.id)
+        if message.location is not None:
+            return "attachment", {"kind": "location"}
+        if message.contact is not None:
+            return "attachment", {"kind": "contact"}
+        for kind in ("sticker", "voice", "video", "animation", "audio"):
+            if getattr(message, kind, None) is not None:
+                return "attachment", {"kind": kind}
+        if message.video_note is not None:
+            return "attachment", {"kind": "video"}
+        return "attachment", {"kind": "other"}
+
+    def _command(self, text: str) -> tuple[str, str] | None:
+        """`/name args` or `/name@lontar_bot args`; a command for another bot is not ours."""
+        if not text.startswith("/"):
+            return None
+        head, _, args = text[1:].partition(" ")
+        name, _, bot = head.partition("@")
+        if bot and bot.lower() != self.username.lower():
+            return None
+        return name.lower(), args.strip()
+
+    async def _download(self, kind: str, file_id: str, unique_id: str, size: int | None,
+                        mime: str, chat_id: int) -> dict[str, Any]:
+        """Keep an attachment for complaints, within the size limit and accepted types."""
+        limit = self.settings.attachment_max_bytes
+        if mime not in ACCEPTED_TYPES:
+            return {"kind": kind, "problem": "bad_type"}
+        if size is not None and size > limit:
+            return {"kind": kind, "problem": "too_large"}
+        try:
+            file = await self.bot.get_file(file_id)
+            if file.file_size is not None and file.file_size > limit:
+                return {"kind": kind, "problem": "too_large"}
+            folder = self.files / str(chat_id)
+            folder.mkdir(parents=True, exist_ok=True)
+            name = "".join(ch for ch in unique_id if ch.isalnum() or ch in "-_")[:64] or "file"
+            path = folder / f"{name}{ACCEPTED_TYPES[mime]}"
+            await file.download_to_drive(path)
+        except BadRequest as exc:  # "file is too big" and friends
+            log.info("attachment refused by Telegram: %s", exc)
+            return {"kind": kind, "problem": "too_large"}
+        except (TimedOut, NetworkError) as exc:
+            raise RetryLater(str(exc)) from exc
+        if path.stat().st_size > limit:
+            path.unlink()
+            return {"kind": kind, "problem": "too_large"}
+        return {"kind": kind, "ref": str(path.relative_to(self.settings.data_dir))}
+
+    async def _group(self, update: Update, message: Message) -> int | None:
+        """In groups Lontar only answers commands addressed to it: go private."""
+        text = message.text or ""
+        head = text[1:].split(" ", 1)[0] if text.startswith("/") else ""
+        if "@" not in head or head.split("@", 1)[1].lower() != self.username.lower():
+            return None
+        reply = Reply(self.content.msg("id", "group_private_only", bot=self.username))
+        await self.inbox.notify(Inbound(
+            channel=CHANNEL, external_id=str(message.chat.id),
+            platform_id=str(update.update_id), kind="command", payload={"name": "group"},
+            at=message.date), reply)
+        return None
+
+    async def _membership(self, update: Update) -> None:
+        member = update.my_chat_member
+        assert member is not None
+        blocked = member.new_chat_member.status in (ChatMemberStatus.BANNED,
+                                                    ChatMemberStatus.LEFT)
+        await self.inbox.db.transaction(_set_blocked, str(member.chat.id), blocked,
+                                        member.date)
+
+
+class RetryLater(Exception):
+    """A transient failure while storing an update: leave it unacknowledged."""
+
+
+_BLOCK = (update(contact_t)
+          .where(contact_t.c.channel == CHANNEL, contact_t.c.external_id == bindparam("ext"))
+          .values(blocked_at=bindparam("at")))
+
+
+def _set_blocked(conn: Connection, external_id: str, blocked: bool, at: Any) -> None:
+    conn.execute(_BLOCK, {"ext": external_id, "at": at if blocked else None})

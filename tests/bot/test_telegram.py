@@ -1,0 +1,340 @@
+"""Telegram end to end: python-telegram-bot over real HTTP against the fake Bot API server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlmodel import func, select
+
+from bot.app import Lontar, build, recover, start_channels, stop_channels, web_app
+from bot.channels.telegram import keyboard, split_text
+from bot.config import load_settings
+from bot.models import Contact, InboundMessage, Outbox
+from flows.engine import step
+from flows.types import Choice, Command, Option, State
+from tests.conftest import T0
+from tests.fakes.telegram_api import FakeTelegram
+
+CHAT = 5001
+SECRET = "s3cret-token_value"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as f:
+        yield f
+
+
+def _settings(tmp_path: Path, fake: FakeTelegram, **extra: Any):  # type: ignore[no-untyped-def]
+    return load_settings(data_dir=tmp_path, telegram_bot_token="123456:TEST-token",
+                         telegram_api_base_url=fake.base_url, telegram_poll_timeout=1,
+                         telegram_rate_per_second=30, **extra)
+
+
+@pytest.fixture
+async def polling(tmp_path: Path, fake: FakeTelegram) -> AsyncIterator[Lontar]:
+    app = build(_settings(tmp_path, fake))
+    await recover(app)
+    await start_channels(app)
+    yield app
+    await stop_channels(app)
+    app.close()
+
+
+async def until(cond: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def _chat_sent(fake: FakeTelegram, chat: int = CHAT) -> list[Any]:
+    return [r for r in fake.sent if r.chat_id == chat]
+
+
+def _buttons(record: Any) -> list[dict[str, Any]]:
+    markup = record.reply_markup or {}
+    return [b for row in markup.get("inline_keyboard", []) for b in row]
+
+
+async def test_commands_are_set_in_both_languages(polling: Lontar, fake: FakeTelegram) -> None:
+    for lang in ("", "en"):
+        names = [c for c, _ in fake.commands[lang]]
+        assert names == ["start", "menu", "status", "pengaduan", "bahasa", "berhenti", "bantuan"]
+    assert fake.commands[""][0][1] == polling.content.msg("id", "cmd_start")
+
+
+async def test_guidance_by_buttons_matches_the_engine(polling: Lontar, fake: FakeTelegram) -> None:
+    """The same presses through Telegram and through the pure engine give the same texts."""
+    c = polling.content
+    fake.text(CHAT, "/start")
+    menu = await until(lambda: [r for r in _chat_sent(fake) if r.reply_markup])
+    expected = step(State(), Command("start", T0), c)
+    assert menu[-1].plain == expected.replies[-1].text
+    presses = 0
+    state = expected.state
+    for label in (c.main_menu[0].label.id, c.groups["kk"].label.id,
+                  c.services["kk-baru"].label.id):
+        current = [r for r in fake.messages_for(CHAT) if r.reply_markup][-1]
+        button = next(b for b in _buttons(current) if b["text"] == label)
+        fake.press(CHAT, button["callback_data"], message_id=current.message_id)
+        presses += 1
+        expected = step(state, Choice(button["callback_data"], T0), c)
+        state = expected.state
+        want = expected.replies[-1].text
+        await until(lambda want=want: any(m.plain == want for m in fake.messages_for(CHAT)))
+    await until(lambda: len(fake.answered) == presses)
+    # the greeting (with the main menu) stays; the KK menu replaced the documents menu in
+    # place; the guidance came as a new message
+    assert fake.count("editMessageText") == 1
+    texts = [m.plain for m in fake.messages_for(CHAT)]
+    assert texts[-1].startswith(c.services["kk-baru"].title.id)
+    assert c.services["kk-baru"].bring.id in texts[-1]
+
+
+async def test_free_text_with_typos(polling: Lontar, fake: FakeTelegram) -> None:
+    fake.text(CHAT, "ktp sy ilang bagemana")
+    bring = polling.content.services["ktp-hilang-rusak"].bring.id
+    record = await until(lambda: [r for r in _chat_sent(fake) if bring in r.plain])
+    assert record[0].parse_mode == "HTML"
+
+
+async def test_html_is_escaped(polling: Lontar, fake: FakeTelegram) -> None:
+    """Content may contain <, > and &; Telegram must never see them as markup."""
+    fake.text(CHAT, "<b>halo</b> & <script>")
+    await until(lambda: _chat_sent(fake))
+    assert fake.count("sendMessage", status=400) == 0
+
+
+async def test_command_for_another_bot_and_with_our_name(polling: Lontar, fake: FakeTelegram,
+                                                         ) -> None:
+    fake.text(CHAT, "/menu@lontar_test_bot")
+    await until(lambda: [r for r in _chat_sent(fake) if r.reply_markup])
+    with polling.db.session() as s:
+        kinds = s.exec(select(InboundMessage.kind)).all()
+    assert kinds == ["command"]
+
+
+async def test_stale_button_is_answered(polling: Lontar, fake: FakeTelegram) -> None:
+    fake.text(CHAT, "/start")
+    first = (await until(lambda: [r for r in _chat_sent(fake) if r.reply_markup]))[-1]
+    old = _buttons(first)
+    fake.press(CHAT, old[1]["callback_data"], message_id=first.message_id)
+    await until(lambda: len(fake.answered) == 1)
+    fake.text(CHAT, "menu")
+    await until(lambda: len([r for r in _chat_sent(fake) if r.method == "sendMessage"]) >= 3)
+    fake.press(CHAT, old[0]["callback_data"], message_id=first.message_id)
+    stale = polling.content.msg("id", "stale_button")
+    await until(lambda: any(stale in m.plain for m in fake.messages_for(CHAT)))
+    assert len(fake.answered) == 2
+
+
+async def test_crash_between_receiving_and_replying(tmp_path: Path, fake: FakeTelegram) -> None:
+    """Stored but not processed when the process dies: handled once after restart."""
+    fake.text(CHAT, "syarat kia")
+    first = build(_settings(tmp_path, fake))
+    assert first.telegram is not None
+    await first.telegram.bot.initialize()
+    updates = await first.telegram.bot.get_updates(timeout=0)
+    for update in updates:  # stored, never processed, never acknowledged
+        await first.telegram.store(update)
+    await first.telegram.bot.shutdown()
+    first.close()
+    assert _chat_sent(fake) == []
+
+    second = build(_settings(tmp_path, fake))
+    await recover(second)
+    await start_channels(second)
+    try:
+        bring = second.content.services["kia"].bring.id
+        await until(lambda: [r for r in _chat_sent(fake) if bring in r.plain])
+        await until(lambda: fake.confirmed_up_to > updates[-1].update_id)  # redelivered, acked
+        await asyncio.sleep(0.3)
+        assert len([r for r in _chat_sent(fake) if bring in r.plain]) == 1
+        with second.db.session() as s:
+            assert s.exec(select(func.count()).select_from(InboundMessage)).one() == 1
+    finally:
+        await stop_channels(second)
+        second.close()
+
+
+async def test_sent_rows_are_not_sent_again_after_restart(tmp_path: Path,
+                                                          fake: FakeTelegram) -> None:
+    app = build(_settings(tmp_path, fake))
+    await start_channels(app)
+    fake.text(CHAT, "/start")
+    await until(lambda: _chat_sent(fake))
+    await asyncio.sleep(0.2)
+    await stop_channels(app)
+    app.close()
+    before = len(fake.sent)
+    again = build(_settings(tmp_path, fake))
+    await recover(again)
+    await start_channels(again)
+    await asyncio.sleep(1.5)  # a full poll cycle and sender pass
+    await stop_channels(again)
+    again.close()
+    assert len(fake.sent) == before
+
+
+@pytest.fixture
+async def webhook(tmp_path: Path, fake: FakeTelegram) -> AsyncIterator[tuple[Lontar, TestClient]]:
+    app = build(_settings(tmp_path, fake, telegram_webhook_url="https://lontar.example/webhooks/telegram",
+                          telegram_webhook_secret=SECRET))
+    await start_channels(app)
+    async with TestClient(TestServer(web_app(app))) as client:
+        yield app, client
+    await stop_channels(app)
+    app.close()
+
+
+async def test_webhook_is_set_with_the_secret(webhook: tuple[Lontar, TestClient],
+                                              fake: FakeTelegram) -> None:
+    assert fake.webhook is not None
+    assert fake.webhook["secret_token"] == SECRET
+
+
+async def test_webhook_delivery_twice_is_handled_once(webhook: tuple[Lontar, TestClient],
+                                                      fake: FakeTelegram) -> None:
+    app, client = webhook
+    update = fake.text(CHAT, "syarat akta kematian")
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    for _ in range(2):
+        resp = await client.post("/webhooks/telegram", json=update, headers=headers)
+        assert resp.status == 200
+    bring = app.content.services["akta-kematian"].bring.id
+    await until(lambda: [r for r in _chat_sent(fake) if bring in r.plain])
+    await asyncio.sleep(0.3)
+    assert len([r for r in _chat_sent(fake) if bring in r.plain]) == 1
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"},
+                                     {"X-Telegram-Bot-Api-Secret-Token": SECRET + "x"}])
+async def test_webhook_forged_secret_is_403_and_stores_nothing(
+        webhook: tuple[Lontar, TestClient], fake: FakeTelegram, headers: dict[str, str]) -> None:
+    app, client = webhook
+    resp = await client.post("/webhooks/telegram", json=fake.text(CHAT, "halo"), headers=headers)
+    assert resp.status == 403
+    with app.db.session() as s:
+        assert s.exec(select(func.count()).select_from(InboundMessage)).one() == 0
+
+
+async def test_webhook_malformed_body_is_400(webhook: tuple[Lontar, TestClient]) -> None:
+    _, client = webhook
+    resp = await client.post("/webhooks/telegram", data=b"{nope",
+                             headers={"X-Telegram-Bot-Api-Secret-Token": SECRET,
+                                      "Content-Type": "application/json"})
+    assert resp.status == 400
+
+
+async def test_429_storm_slows_down_and_delivers_once(polling: Lontar, fake: FakeTelegram) -> None:
+    fake.fail_next("sendMessage", 429, retry_after=1, count=4)
+    started = time.monotonic()
+    chats = [CHAT + i for i in range(5)]
+    for chat in chats:
+        fake.text(chat, "/start")
+    await until(lambda: all(_chat_sent(fake, c) for c in chats), timeout=20)
+    assert time.monotonic() - started >= 1.0
+    per_chat = [len(_chat_sent(fake, c)) for c in chats]
+    assert per_chat == [1] * 5  # exactly once each
+    assert fake.count("sendMessage", status=429) == 4
+
+
+async def test_blocked_user_is_marked_and_skipped(polling: Lontar, fake: FakeTelegram) -> None:
+    fake.block(CHAT)
+    fake.text(CHAT, "/start")
+    await until(lambda: fake.count("sendMessage", status=403) == 1)
+    with polling.db.session() as s:
+        contact = await until(lambda: s.exec(select(Contact).where(
+            Contact.blocked_at.is_not(None))).first())  # type: ignore[union-attr]
+        s.add(Outbox(contact_id=contact.id, channel="telegram",  # type: ignore[arg-type]
+                     payload={"text": "later notice", "options": []}, priority=1))
+        s.commit()
+    polling.wake("telegram", 0)
+    await asyncio.sleep(0.5)
+    assert fake.count("sendMessage", status=403) == 1  # never tried again
+
+
+async def test_my_chat_member_blocks_and_unblocks(polling: Lontar, fake: FakeTelegram) -> None:
+    fake.text(CHAT, "halo")
+    await until(lambda: _chat_sent(fake))
+
+    def blocked() -> bool:
+        with polling.db.session() as s:
+            return s.exec(select(Contact.blocked_at)).one() is not None
+
+    fake.my_chat_member(CHAT, "kicked")
+    await until(blocked)
+    fake.my_chat_member(CHAT, "member")
+    await until(lambda: not blocked())
+
+
+async def test_attachments(polling: Lontar, fake: FakeTelegram, tmp_path: Path) -> None:
+    c = polling.content
+    fake.photo(CHAT, 25 * 1024 * 1024)
+    await until(lambda: any(c.msg("id", "attachment_too_large") in r.plain
+                            for r in _chat_sent(fake)))
+    fake.document(CHAT, 1000, mime_type="application/x-msdownload", file_name="setup.exe")
+    await until(lambda: any(c.msg("id", "attachment_bad_type") in r.plain
+                            for r in _chat_sent(fake)))
+    fake.photo(CHAT, 5 * 1024 * 1024)
+    await until(lambda: list((tmp_path / "attachments" / "telegram" / str(CHAT)).glob("*")))
+    stored = list((tmp_path / "attachments" / "telegram" / str(CHAT)).glob("*"))
+    assert len(stored) == 1 and stored[0].stat().st_size == 5 * 1024 * 1024
+    for kind in ("sticker", "voice", "video", "animation"):
+        getattr(fake, kind)(CHAT)
+    unsupported = c.msg("id", "attachment_unsupported")
+    await until(lambda: sum(unsupported in r.plain for r in _chat_sent(fake)) >= 5)
+
+
+async def test_location_contact_and_edits(polling: Lontar, fake: FakeTelegram) -> None:
+    fake.location(CHAT, -10.17, 123.6)
+    await until(lambda: any(polling.content.msg("id", "location_received") in r.plain
+                            for r in _chat_sent(fake)))
+    fake.contact(CHAT, "+6281234567890", "Warga")
+    await until(lambda: len(_chat_sent(fake)) >= 2)
+    n = len(_chat_sent(fake))
+    fake.edited_text(CHAT, 1, "syarat kk")
+    fake.text(CHAT, "halo")  # a later message is answered, the edit is not
+    await until(lambda: len(_chat_sent(fake)) == n + 1)
+    await asyncio.sleep(0.3)
+    assert len(_chat_sent(fake)) == n + 1
+
+
+async def test_group_chat_gets_a_pointer_to_private_chat(polling: Lontar,
+                                                         fake: FakeTelegram) -> None:
+    group = -100123
+    fake.text(group, "halo semua", chat_type="supergroup")
+    fake.text(group, "/start@lontar_test_bot", chat_type="supergroup")
+    text = polling.content.msg("id", "group_private_only", bot="lontar_test_bot")
+    await until(lambda: _chat_sent(fake, group))
+    await asyncio.sleep(0.3)
+    assert [r.plain for r in _chat_sent(fake, group)] == [text]
+
+
+def test_keyboard_layout_and_callback_size() -> None:
+    options = [Option(f"{i}|s:kk-baru:steps", "Pendek") for i in range(5)] + [
+        Option("9|t:jam-layanan", "Label yang cukup panjang")]
+    markup = keyboard(options)
+    assert markup is not None
+    rows = markup.inline_keyboard
+    assert all(len(row) <= 8 for row in rows)
+    assert [len(r) for r in rows] == [2, 2, 1, 1]
+    assert all(len((b.callback_data or "").encode()) <= 64 for r in rows for b in r)
+
+
+def test_split_text_on_paragraphs() -> None:
+    paras = ["a" * 3000, "b" * 3000, "c" * 100]
+    parts = split_text("\n\n".join(paras))
+    assert parts == ["a" * 3000, "b" * 3000 + "\n\n" + "c" * 100]
+    assert all(len(p) <= 4096 for p in split_text("x" * 10_000))
+    assert "".join(split_text("x" * 10_000)) == "x" * 10_000
