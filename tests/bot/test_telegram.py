@@ -338,3 +338,72 @@ def test_split_text_on_paragraphs() -> None:
     assert parts == ["a" * 3000, "b" * 3000 + "\n\n" + "c" * 100]
     assert all(len(p) <= 4096 for p in split_text("x" * 10_000))
     assert "".join(split_text("x" * 10_000)) == "x" * 10_000
+
+
+async def test_real_command_with_a_token_serves_telegram_and_survives_kill(
+        tmp_path: Path, fake: FakeTelegram) -> None:
+    """`lontar` with a token in the environment: Telegram works; kill -9 before the reply
+    is delivered, start again: the update is not handled twice and the reply arrives once."""
+    import signal
+    import sqlite3
+
+    from flows.content import load_content
+    from tests.procs import ROOT, env_for, free_port, lontar_cmd
+
+    env = env_for(tmp_path, LONTAR_PORT=str(free_port()), TELEGRAM_BOT_TOKEN="123:REAL",
+                  TELEGRAM_API_BASE_URL=fake.base_url, TELEGRAM_POLL_TIMEOUT="1")
+
+    async def start() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *lontar_cmd(), cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL)
+
+    fake.fail_next("sendMessage", 500, count=10_000)  # Telegram is down: replies wait
+    proc = await start()
+    try:
+        fake.text(CHAT, "syarat kia")
+        await until(lambda: fake.count("sendMessage", status=500) >= 1, timeout=30)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    fake._faults.clear()  # Telegram is back
+    bring = load_content().services["kia"].bring.id
+    proc = await start()
+    try:
+        await until(lambda: [r for r in _chat_sent(fake) if bring in r.plain], timeout=30)
+        await asyncio.sleep(1.5)
+        assert len([r for r in _chat_sent(fake) if bring in r.plain]) == 1
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 20)
+    db = sqlite3.connect(tmp_path / "lontar.db")
+    assert db.execute("select count(*) from inbound_message").fetchone()[0] == 1
+    assert db.execute("select count(*) from outbox where status='sent'").fetchone()[0] == 1
+    db.close()
+
+
+async def test_cli_sets_and_deletes_the_webhook(tmp_path: Path, fake: FakeTelegram) -> None:
+    from tests.procs import ROOT, env_for, lontar_cmd
+
+    env = env_for(tmp_path, TELEGRAM_BOT_TOKEN="123:CLI", TELEGRAM_API_BASE_URL=fake.base_url,
+                  TELEGRAM_WEBHOOK_URL="https://lontar.example/webhooks/telegram",
+                  TELEGRAM_WEBHOOK_SECRET=SECRET)
+    proc = await asyncio.create_subprocess_exec(*lontar_cmd("telegram", "set-webhook"),
+                                                cwd=ROOT, env=env)
+    assert await proc.wait() == 0
+    assert fake.webhook is not None and fake.webhook.secret_token == SECRET
+    proc = await asyncio.create_subprocess_exec(*lontar_cmd("telegram", "delete-webhook"),
+                                                cwd=ROOT, env=env)
+    assert await proc.wait() == 0
+    assert fake.webhook is None
+
+
+async def test_venue_is_sent_where_content_has_coordinates(polling: Lontar,
+                                                           fake: FakeTelegram) -> None:
+    from flows.types import Reply, Venue
+
+    assert polling.telegram is not None
+    contact = Contact(id=1, channel="telegram", external_id=str(CHAT))
+    await polling.telegram.sender.send(contact, Reply(
+        "Dinas", venue=Venue("Dinas Dukcapil", "tanyakan di kantor", -10.16, 123.6)))
+    kinds = [r.method for r in _chat_sent(fake)]
+    assert kinds == ["sendMessage", "sendVenue"]
