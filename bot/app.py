@@ -60,7 +60,7 @@ def build(settings: Settings | None = None, *, migrate: bool = True) -> Lontar:
         lontar.telegram = TelegramChannel(settings, inbox, content)
         lontar.workers["telegram"] = OutboxWorker(
             db, lontar.telegram.sender, rate=settings.telegram_rate_per_second,
-            burst=max(1.0, 30.5 - settings.telegram_rate_per_second),  # never 31 in a second
+            burst=max(1.0, 30.25 - settings.telegram_rate_per_second),  # never 31 in a second
             per_chat_rate=1.0, per_chat_burst=3)
     # Content, the index and the libraries live as long as the process: keeping them out of
     # the garbage collector's scans removes most of its pauses under load (bench/turns.py).
