@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 TEXT_MAX = 4096
 ROW_MAX = 8  # Telegram's limit of buttons in one keyboard row
+CALLBACK_MAX = 64  # bytes of callback_data
 SHORT_LABEL = 14  # two labels this short share a row on a phone
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 ACCEPTED_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp",
@@ -90,6 +91,10 @@ def keyboard(options: Iterable[Option]) -> InlineKeyboardMarkup | None:
     """Buttons as rows: two short labels share a row, a long label gets its own."""
     rows: list[list[InlineKeyboardButton]] = []
     for option in options:
+        if len(option.id.encode()) > CALLBACK_MAX:  # Telegram would refuse the whole message
+            log.error("button %r dropped: callback data over %d bytes", option.label,
+                      CALLBACK_MAX)
+            continue
         button = InlineKeyboardButton(option.label, callback_data=option.id)
         last = rows[-1] if rows else None
         if (last is not None and len(last) < min(2, ROW_MAX)

@@ -407,3 +407,37 @@ async def test_venue_is_sent_where_content_has_coordinates(polling: Lontar,
         "Dinas", venue=Venue("Dinas Dukcapil", "tanyakan di kantor", -10.16, 123.6)))
     kinds = [r.method for r in _chat_sent(fake)]
     assert kinds == ["sendMessage", "sendVenue"]
+
+
+async def test_guidance_in_webhook_mode(webhook: tuple[Lontar, TestClient],
+                                        fake: FakeTelegram) -> None:
+    """Telegram posting to the webhook: the same conversation as by polling."""
+    app, client = webhook
+    url = str(client.make_url("/webhooks/telegram"))
+    c = app.content
+    fake.text(CHAT, "/start")
+    assert await fake.push_webhook(url) == [200]
+    menu = await until(lambda: [m for m in fake.messages_for(CHAT) if m.reply_markup])
+    button = next(b for b in _buttons(menu[-1]) if b["text"] == c.main_menu[0].label.id)
+    fake.press(CHAT, button["callback_data"], message_id=menu[-1].message_id)
+    fake.text(CHAT, "akte kawin")
+    assert await fake.push_webhook(url) == [200, 200]
+    bring = c.services["akta-perkawinan"].bring.id
+    await until(lambda: any(bring in m.plain for m in fake.messages_for(CHAT)))
+    await until(lambda: len(fake.answered) == 1)
+    assert any(m.plain == c.msg("id", "docs_intro") for m in fake.messages_for(CHAT))
+
+
+async def test_slow_api_still_delivers_once(polling: Lontar, fake: FakeTelegram) -> None:
+    fake.delay = 0.4
+    fake.text(CHAT, "/start")
+    fake.text(CHAT + 1, "/start")
+    await until(lambda: _chat_sent(fake) and _chat_sent(fake, CHAT + 1), timeout=20)
+    await asyncio.sleep(0.5)
+    assert len(_chat_sent(fake)) == 1 and len(_chat_sent(fake, CHAT + 1)) == 1
+
+
+def test_oversized_callback_data_is_dropped_not_sent() -> None:
+    markup = keyboard([Option("1|" + "x" * 70, "Terlalu panjang"), Option("1|menu", "Menu")])
+    assert markup is not None
+    assert [b.text for row in markup.inline_keyboard for b in row] == ["Menu"]
