@@ -253,10 +253,15 @@ async def test_blocked_user_is_marked_and_skipped(polling: Lontar, fake: FakeTel
     fake.block(CHAT)
     fake.text(CHAT, "/start")
     await until(lambda: fake.count("sendMessage", status=403) == 1)
+
+    def blocked_contact() -> Contact | None:
+        with polling.db.session() as s:  # a fresh session each time: a new snapshot
+            return s.exec(select(Contact).where(
+                Contact.blocked_at.is_not(None))).first()  # type: ignore[union-attr]
+
+    contact = await until(blocked_contact)
     with polling.db.session() as s:
-        contact = await until(lambda: s.exec(select(Contact).where(
-            Contact.blocked_at.is_not(None))).first())  # type: ignore[union-attr]
-        s.add(Outbox(contact_id=contact.id, channel="telegram",  # type: ignore[arg-type]
+        s.add(Outbox(contact_id=contact.id, channel="telegram",
                      payload={"text": "later notice", "options": []}, priority=1))
         s.commit()
     polling.wake("telegram", 0)
