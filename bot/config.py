@@ -59,6 +59,31 @@ class Settings(BaseSettings):
     attachment_max_bytes: int = Field(
         20 * 1024 * 1024, ge=1, validation_alias=_env("LONTAR_ATTACHMENT_MAX_BYTES"))
 
+    whatsapp_access_token: str = Field("", validation_alias=_env("WHATSAPP_ACCESS_TOKEN"))
+    whatsapp_phone_number_id: str = Field("", validation_alias=_env("WHATSAPP_PHONE_NUMBER_ID"))
+    whatsapp_app_secret: str = Field("", validation_alias=_env("WHATSAPP_APP_SECRET"))
+    whatsapp_verify_token: str = Field("", validation_alias=_env("WHATSAPP_VERIFY_TOKEN"))
+    whatsapp_api_base_url: str = Field(
+        "https://graph.facebook.com/v23.0", validation_alias=_env("WHATSAPP_API_BASE_URL"))
+    whatsapp_template_utility: str = Field(
+        "", validation_alias=_env("WHATSAPP_TEMPLATE_UTILITY"))
+    whatsapp_template_marketing: str = Field(
+        "", validation_alias=_env("WHATSAPP_TEMPLATE_MARKETING"))
+    whatsapp_template_language: str = Field(
+        "id", validation_alias=_env("WHATSAPP_TEMPLATE_LANGUAGE"))
+    whatsapp_rate_per_second: float = Field(
+        80.0, gt=0, validation_alias=_env("WHATSAPP_RATE_PER_SECOND"))
+    whatsapp_pair_seconds: float = Field(
+        6.0, gt=0, validation_alias=_env("WHATSAPP_PAIR_SECONDS"))
+    whatsapp_daily_initiated: int = Field(
+        250, ge=0, validation_alias=_env("WHATSAPP_DAILY_INITIATED"))
+    whatsapp_max_body: int = Field(
+        3 * 1024 * 1024, ge=1024, validation_alias=_env("WHATSAPP_MAX_BODY"))
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        return bool(self.whatsapp_access_token and self.whatsapp_phone_number_id)
+
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:
         if self.env == "production" and len(self.secret_key_setting) < 32:
@@ -68,6 +93,10 @@ class Settings(BaseSettings):
         if self.telegram_webhook_url and len(self.telegram_webhook_secret) < 16:
             raise ValueError("TELEGRAM_WEBHOOK_SECRET (16+ characters of A-Z a-z 0-9 _ -) "
                              "is required with TELEGRAM_WEBHOOK_URL")
+        if self.whatsapp_enabled and not (self.whatsapp_app_secret
+                                          and self.whatsapp_verify_token):
+            raise ValueError("WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN are required "
+                             "with WHATSAPP_ACCESS_TOKEN (webhooks are signed and verified)")
         return self
 
     @cached_property

@@ -67,6 +67,8 @@ class Outbox(SQLModel, table=True):
     __table_args__ = (
         Index("ix_outbox_due", "channel", "status", "priority", "next_attempt_at", "id"),
         Index("ix_outbox_contact", "contact_id", "id"),
+        Index("ix_outbox_platform_message", "channel", "platform_message_id"),
+        Index("ix_outbox_template_sent", "channel", "template", "sent_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -80,6 +82,9 @@ class Outbox(SQLModel, table=True):
     next_attempt_at: datetime = Field(default_factory=utcnow)
     last_error: str | None = Field(default=None, max_length=1024)
     platform_message_id: str | None = Field(default=None, max_length=128)
+    # what the platform reported after accepting it: sent < delivered < read, or failed
+    delivery: str | None = Field(default=None, max_length=16)
+    template: str | None = Field(default=None, max_length=128)  # sent as this WhatsApp template
     unsendable_reason: str | None = Field(default=None, max_length=256)
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Row, bindparam, select, update
 from sqlmodel import Session, col
 
 from bot.db import Database
-from bot.models import Contact, Outbox
+from bot.models import PRIORITY_REPLY, Contact, Outbox
 from flows.types import Reply
 
 log = logging.getLogger(__name__)
@@ -90,24 +90,52 @@ def requeue_in_flight(conn: Connection) -> int:
 
 
 class SendError(Exception):
-    """A failed send. `retryable` errors are tried again; `blocked` marks the contact."""
+    """A failed send. `retryable` errors are tried again; the flags mark the contact.
+
+    `unsendable` says why a message cannot be sent as it is (e.g. WhatsApp outside the 24-hour
+    window with no template configured): the row keeps that reason for staff to see.
+    """
 
     def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
-                 blocked: bool = False):
+                 blocked: bool = False, opted_out: bool = False,
+                 unsendable: str | None = None, defer_until: datetime | None = None):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
         self.blocked = blocked
+        self.opted_out = opted_out
+        self.unsendable = unsendable
+        self.defer_until = defer_until  # not an error: try again then, no attempt counted
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What the outbox row says about a message beyond its content."""
+
+    priority: int = PRIORITY_REPLY
+    replace: str | None = None  # platform id of a menu this message may replace
+    category: str | None = None  # "utility" or "marketing" for WhatsApp templates
+    force_template: bool = False  # the platform said the free-form window is closed
+
+    @classmethod
+    def of(cls, row: Outbox) -> Meta:
+        p = row.payload
+        replace = p.get("edit_message_id")
+        return cls(row.priority, str(replace) if replace is not None else None,
+                   p.get("category"), bool(p.get("force_template")))
+
+
+@dataclass(frozen=True)
+class Delivered:
+    platform_id: str | None
+    template: str | None = None  # the template it went out as, if any
 
 
 class Sender(Protocol):
     channel: str
 
-    async def send(self, contact: Contact, reply: Reply, replace: str | None = None) -> str | None:
-        """Deliver one message; return the platform's message id. Raise `SendError`.
-
-        `replace` is the platform id of an earlier message (a menu) this one may replace.
-        """
+    async def send(self, contact: Contact, reply: Reply, meta: Meta) -> Delivered:
+        """Deliver one message, or raise `SendError`."""
 
 
 class RateLimiter:
@@ -239,11 +267,14 @@ class OutboxWorker:
                 self.per_chat.take(contact.id or 0)
             await self.limiter.acquire()
             try:
-                replace = row.payload.get("edit_message_id")
-                platform_id = await self.sender.send(
-                    contact, Reply.from_dict(row.payload),
-                    str(replace) if replace is not None else None)
+                delivered = await self.sender.send(contact, Reply.from_dict(row.payload),
+                                                   Meta.of(row))
             except SendError as exc:
+                if exc.defer_until is not None:  # e.g. today's budget is spent
+                    wait = (exc.defer_until - datetime.now(UTC)).total_seconds()
+                    await self.db.run(_defer, [r.id for r, _ in rows[i:]], max(wait, 0.0))
+                    self.stats.deferred += len(rows) - i
+                    return
                 delay = await self.db.run(self._record_failure, row.id, contact.id, exc)
                 if exc.retry_after:
                     self.limiter.hold(min(exc.retry_after, self.max_hold))
@@ -257,7 +288,7 @@ class OutboxWorker:
                                   SendError(type(exc).__name__, retryable=True))
                 await self.db.run(_defer, [r.id for r, _ in rows[i + 1:]], self.base_backoff)
                 return
-            await self.db.transaction(_record_sent, row.id, platform_id)
+            await self.db.transaction(_record_sent, row.id, delivered)
             self.stats.sent += 1
 
     def _record_failure(self, session: Session, row_id: int, contact_id: int,
@@ -268,7 +299,10 @@ class OutboxWorker:
         row.attempts += 1
         row.last_error = str(exc)[:1000]
         delay: float | None = None
-        if exc.retryable and row.attempts < self.max_attempts:
+        if exc.unsendable is not None:
+            row.status, row.unsendable_reason = UNSENDABLE, exc.unsendable[:256]
+            self.stats.failed += 1
+        elif exc.retryable and row.attempts < self.max_attempts:
             delay = exc.retry_after or self.base_backoff * 2 ** (row.attempts - 1)
             row.status = PENDING
             row.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
@@ -276,11 +310,8 @@ class OutboxWorker:
         else:
             row.status = FAILED
             self.stats.failed += 1
-            if exc.blocked:
-                contact = session.get(Contact, contact_id)
-                if contact is not None and contact.blocked_at is None:
-                    contact.blocked_at = datetime.now(UTC)
-                    session.add(contact)
+        if exc.blocked or exc.opted_out:
+            mark_contact(session, contact_id, blocked=exc.blocked, opted_out=exc.opted_out)
         session.add(row)
         session.commit()
         return delay
@@ -324,9 +355,24 @@ def _defer(session: Session, ids: list[int], seconds: float) -> None:
 
 _SENT = (update(outbox_t).where(outbox_t.c.id == bindparam("rid"))
          .values(status=SENT, sent_at=bindparam("now"), platform_message_id=bindparam("pmid"),
-                 attempts=outbox_t.c.attempts + 1))
+                 template=bindparam("template"), attempts=outbox_t.c.attempts + 1))
 
 
-def _record_sent(conn: Connection, row_id: int, platform_id: str | None) -> None:
+def _record_sent(conn: Connection, row_id: int, delivered: Delivered) -> None:
     """One statement on the send path: with SQLite on the loop, every millisecond counts."""
-    conn.execute(_SENT, {"rid": row_id, "now": datetime.now(UTC), "pmid": platform_id})
+    conn.execute(_SENT, {"rid": row_id, "now": datetime.now(UTC),
+                         "pmid": delivered.platform_id, "template": delivered.template})
+
+
+def mark_contact(session: Session, contact_id: int, *, blocked: bool = False,
+                 opted_out: bool = False) -> None:
+    """A platform said the contact is unreachable (blocked) or wants no outreach."""
+    contact = session.get(Contact, contact_id)
+    if contact is None:
+        return
+    now = datetime.now(UTC)
+    if blocked and contact.blocked_at is None:
+        contact.blocked_at = now
+    if opted_out:
+        contact.opted_in, contact.opted_out_at = False, now
+    session.add(contact)

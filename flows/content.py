@@ -79,6 +79,9 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
         "cmd_bahasa": (),
         "cmd_berhenti": (),
         "cmd_bantuan": (),
+        "wa_list_button": (),
+        "wa_list_section": (),
+        "wa_numbered_hint": (),
         "stale_button": (),
         "unknown_fact": (),
         "office_entry": ("name", "address", "phone", "whatsapp", "hours"),
@@ -521,7 +524,7 @@ def _check_references(content: Content, root: Path, c: _Collector) -> None:
             if got - MESSAGE_KEYS[key]:
                 c.add(path, key, f"unknown placeholder(s) {sorted(got - MESSAGE_KEYS[key])}; "
                       f"allowed: {sorted(MESSAGE_KEYS[key]) or 'none'}")
-            if key.startswith(("opt_", "lang_name_", "section_", "web_send")):
+            if key.startswith(("opt_", "lang_name_", "section_", "web_send", "wa_list_")):
                 _check_len(c, path, key, text, BUTTON_LABEL_MAX)
 
 

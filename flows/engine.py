@@ -216,6 +216,10 @@ def _command(content: Content, words: str) -> str | None:
 
 
 def _on_choice(turn: _Turn, payload: str) -> None:
+    if payload.startswith("go:"):
+        # a link into a screen (a broadcast's "Lihat syarat KK" button): never stale
+        turn.go(payload[3:])
+        return
     seq, sep, target = payload.partition("|")
     live = (
         sep

@@ -48,7 +48,7 @@ from telegram.request import HTTPXRequest
 from bot.config import Settings
 from bot.inbox import Inbound, Inbox, contact_t
 from bot.models import Contact
-from bot.outbox import SendError
+from bot.outbox import Delivered, Meta, SendError
 from flows.content import Content
 from flows.types import Option, Reply
 
@@ -146,10 +146,11 @@ class TelegramSender:
     def __init__(self, bot: Bot):
         self.bot = bot
 
-    async def send(self, contact: Contact, reply: Reply, replace: str | None = None) -> str | None:
+    async def send(self, contact: Contact, reply: Reply, meta: Meta) -> Delivered:
         chat_id = int(contact.external_id)
         try:
-            return await self._send(chat_id, reply, int(replace) if replace else None)
+            return Delivered(await self._send(chat_id, reply,
+                                              int(meta.replace) if meta.replace else None))
         except RetryAfter as exc:
             raise SendError(str(exc), retryable=True, retry_after=_seconds(exc)) from exc
         except Forbidden as exc:  # blocked, deactivated, can't initiate: the chat is gone

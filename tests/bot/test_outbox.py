@@ -8,7 +8,14 @@ from sqlmodel import select
 
 from bot.app import Lontar
 from bot.models import Contact, Outbox
-from bot.outbox import OutboxWorker, RateLimiter, SendError, requeue_in_flight
+from bot.outbox import (
+    Delivered,
+    Meta,
+    OutboxWorker,
+    RateLimiter,
+    SendError,
+    requeue_in_flight,
+)
 from flows.types import Reply
 
 
@@ -19,11 +26,11 @@ class FakeSender:
         self.sent: list[str] = []
         self.fail = fail or {}
 
-    async def send(self, contact: Contact, reply: Reply, replace: str | None = None) -> str | None:
+    async def send(self, contact: Contact, reply: Reply, meta: Meta) -> Delivered:
         if reply.text in self.fail:
             raise self.fail.pop(reply.text)
         self.sent.append(reply.text)
-        return f"pm-{len(self.sent)}"
+        return Delivered(f"pm-{len(self.sent)}")
 
 
 def _queue(lontar: Lontar, *items: tuple[str, int], chat: str = "c1") -> int:
@@ -82,8 +89,7 @@ async def test_gives_up_after_max_attempts(lontar: Lontar) -> None:
     _queue(lontar, ("x", 0))
 
     class AlwaysDown(FakeSender):
-        async def send(self, contact: Contact, reply: Reply,
-                       replace: str | None = None) -> str | None:
+        async def send(self, contact: Contact, reply: Reply, meta: Meta) -> Delivered:
             raise SendError("network", retryable=True, retry_after=0.0001)
 
     worker = OutboxWorker(lontar.db, AlwaysDown(), rate=1000, max_attempts=3)
@@ -105,11 +111,10 @@ async def test_adapter_bug_does_not_stop_the_queue(lontar: Lontar) -> None:
     _queue(lontar, ("fine", 0), chat="b")
 
     class Buggy(FakeSender):
-        async def send(self, contact: Contact, reply: Reply,
-                       replace: str | None = None) -> str | None:
+        async def send(self, contact: Contact, reply: Reply, meta: Meta) -> Delivered:
             if reply.text == "boom":
                 raise KeyError("bug")
-            return await super().send(contact, reply, replace)
+            return await super().send(contact, reply, meta)
 
     sender = Buggy()
     await OutboxWorker(lontar.db, sender, rate=1000, burst=10).drain_once()

@@ -404,12 +404,13 @@ async def test_cli_sets_and_deletes_the_webhook(tmp_path: Path, fake: FakeTelegr
 
 async def test_venue_is_sent_where_content_has_coordinates(polling: Lontar,
                                                            fake: FakeTelegram) -> None:
+    from bot.outbox import Meta
     from flows.types import Reply, Venue
 
     assert polling.telegram is not None
     contact = Contact(id=1, channel="telegram", external_id=str(CHAT))
     await polling.telegram.sender.send(contact, Reply(
-        "Dinas", venue=Venue("Dinas Dukcapil", "tanyakan di kantor", -10.16, 123.6)))
+        "Dinas", venue=Venue("Dinas Dukcapil", "tanyakan di kantor", -10.16, 123.6)), Meta())
     kinds = [r.method for r in _chat_sent(fake)]
     assert kinds == ["sendMessage", "sendVenue"]
 

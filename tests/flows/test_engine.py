@@ -237,3 +237,12 @@ def test_every_screen_renders_in_both_languages(content: Content) -> None:
 
     assert len(every_screen(content)) > 13 * 6
     assert check_rendering(content) == []
+
+
+def test_go_links_open_a_screen_from_anywhere(content: Content, clock: Clock) -> None:
+    """Buttons outside a conversation (a broadcast template) carry `go:<screen>`."""
+    r = step(State(), Choice("go:s:kk-baru", clock.tick()), content)
+    assert r.state.screen == "s:kk-baru"
+    assert content.services["kk-baru"].bring.id in r.replies[-1].text
+    bad = step(r.state, Choice("go:s:no-such-thing", clock.tick()), content)
+    assert bad.state.screen == "menu"
