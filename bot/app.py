@@ -14,6 +14,7 @@ from aiohttp.typedefs import Middleware
 
 from bot.channels.telegram import TelegramChannel
 from bot.channels.web import WebChat
+from bot.channels.whatsapp import WhatsAppChannel
 from bot.config import Settings, load_settings
 from bot.db import Database
 from bot.inbox import Inbox
@@ -32,6 +33,7 @@ class Lontar:
     db: Database
     inbox: Inbox
     telegram: TelegramChannel | None = None
+    whatsapp: WhatsAppChannel | None = None
     workers: dict[str, OutboxWorker] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -62,6 +64,11 @@ def build(settings: Settings | None = None, *, migrate: bool = True) -> Lontar:
             db, lontar.telegram.sender, rate=settings.telegram_rate_per_second,
             burst=max(1.0, 30.25 - settings.telegram_rate_per_second),  # never 31 in a second
             per_chat_rate=1.0, per_chat_burst=3)
+    if settings.whatsapp_enabled:
+        lontar.whatsapp = WhatsAppChannel(settings, inbox, content)
+        lontar.workers["whatsapp"] = OutboxWorker(
+            db, lontar.whatsapp.sender, rate=settings.whatsapp_rate_per_second,
+            per_chat_rate=1 / settings.whatsapp_pair_seconds, per_chat_burst=10)
     # Content, the index and the libraries live as long as the process: keeping them out of
     # the garbage collector's scans removes most of its pauses under load (bench/turns.py).
     gc.freeze()
@@ -88,10 +95,12 @@ def _error_middleware(content: Content) -> Middleware:
 def web_app(lontar: Lontar) -> web.Application:
     s = lontar.settings
     app = web.Application(middlewares=[_error_middleware(lontar.content)],
-                          client_max_size=s.web_max_body)
+                          client_max_size=max(s.web_max_body, s.whatsapp_max_body))
     WebChat(lontar.inbox, lontar.content, s.web_rate_per_minute, s.web_max_body).routes(app)
     if lontar.telegram is not None:
         lontar.telegram.routes(app)
+    if lontar.whatsapp is not None:
+        lontar.whatsapp.routes(app)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -125,6 +134,8 @@ async def stop_channels(lontar: Lontar) -> None:
     lontar.tasks.clear()
     if lontar.telegram is not None:
         await lontar.telegram.stop()
+    if lontar.whatsapp is not None:
+        await lontar.whatsapp.stop()
 
 
 async def serve(lontar: Lontar) -> None:
@@ -144,6 +155,8 @@ async def serve(lontar: Lontar) -> None:
     if lontar.telegram is not None:
         mode = "webhook" if lontar.telegram.webhook_mode else "long polling"
         print(f"Telegram: @{lontar.telegram.username} ({mode})", flush=True)
+    if lontar.whatsapp is not None:
+        print(f"WhatsApp: webhook at http://{s.host}:{s.port}/webhooks/whatsapp", flush=True)
     try:
         await stop.wait()
     finally:

@@ -45,6 +45,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from bot.channels.text import split_text
 from bot.config import Settings
 from bot.inbox import Inbound, Inbox, contact_t
 from bot.models import Contact
@@ -55,7 +56,6 @@ from flows.types import Option, Reply
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
-TEXT_MAX = 4096
 ROW_MAX = 8  # Telegram's limit of buttons in one keyboard row
 CALLBACK_MAX = 64  # bytes of callback_data
 SHORT_LABEL = 14  # two labels this short share a row on a phone
@@ -104,38 +104,6 @@ def keyboard(options: Iterable[Option]) -> InlineKeyboardMarkup | None:
         else:
             rows.append([button])
     return InlineKeyboardMarkup(rows) if rows else None
-
-
-def split_text(text: str, limit: int = TEXT_MAX) -> list[str]:
-    """Split at paragraph boundaries (then lines, then hard) so each part fits `limit`."""
-    if len(text) <= limit:
-        return [text]
-    parts: list[str] = []
-    current = ""
-    for sep_unit in _units(text, limit):
-        candidate = f"{current}{sep_unit}"
-        if len(candidate.rstrip("\n")) > limit and current:
-            parts.append(current.rstrip("\n"))
-            current = sep_unit
-        else:
-            current = candidate
-    if current.strip():
-        parts.append(current.rstrip("\n"))
-    return parts
-
-
-def _units(text: str, limit: int) -> Iterable[str]:
-    for para in text.split("\n\n"):
-        para += "\n\n"
-        if len(para) <= limit:
-            yield para
-            continue
-        for line in para.split("\n"):
-            line += "\n"
-            while len(line) > limit:
-                yield line[:limit]
-                line = line[limit:]
-            yield line
 
 
 class TelegramSender:

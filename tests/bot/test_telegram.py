@@ -13,7 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import func, select
 
 from bot.app import Lontar, build, recover, start_channels, stop_channels, web_app
-from bot.channels.telegram import keyboard, split_text
+from bot.channels.telegram import keyboard
+from bot.channels.text import split_text
 from bot.config import load_settings
 from bot.models import Contact, InboundMessage, Outbox
 from flows.engine import step

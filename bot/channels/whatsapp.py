@@ -1,0 +1,463 @@
+"""WhatsApp Business Cloud API: a signed webhook on Lontar's server and an aiohttp client.
+
+Behaves like Telegram: same engine, same content. The webhook checks the signature over the
+raw body, stores every message (unique wamid), applies statuses and preference changes,
+answers 200, and only then marks messages read, fetches media and runs the turns. One bad
+item never fails a batch (Meta would redeliver the whole batch for days).
+
+Outside the 24-hour customer-service window a message goes out as an approved template
+(utility for notifications, marketing for outreach), its text as the one body parameter; with
+no template configured the row becomes unsendable with the reason, for staff to see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import Connection, bindparam, select, update
+
+from bot.channels.text import split_text
+from bot.config import Settings
+from bot.db import Database
+from bot.inbox import Inbound, Inbox, contact_t, inbound_t
+from bot.models import PRIORITY_BROADCAST, Contact
+from bot.outbox import Delivered, Meta, SendError, outbox_t
+from flows.content import Content
+from flows.types import Lang, Reply
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "whatsapp"
+WINDOW = timedelta(hours=24) - timedelta(minutes=15)  # a margin: contact times are to the minute
+IMAGE_MAX = 5 * 1024 * 1024  # Meta's own limit for images
+ACCEPTED_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp",
+                  "application/pdf": ".pdf"}
+RETRYABLE = {1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057}
+RETRY_AFTER = {130429: 1.0, 131057: 60.0}  # seconds; 131056 uses the pair interval
+NEEDS_TEMPLATE = 131047
+UNREACHABLE = 131026
+OPTED_OUT = 131050
+STATUS_RANK = {"sent": 1, "delivered": 2, "read": 3, "played": 3}
+MEDIA_KINDS = {"image": "photo", "document": "document"}
+OTHER_KINDS = {"location": "location", "contacts": "contact", "sticker": "sticker",
+               "audio": "audio", "voice": "voice", "video": "video"}
+
+
+class GraphError(Exception):
+    def __init__(self, status: int, code: int, message: str):
+        super().__init__(f"{status} (#{code}) {message}")
+        self.status, self.code = status, code
+
+
+# --- the client ------------------------------------------------------------------------------
+
+
+class WhatsAppClient:
+    """The few Graph API calls Lontar makes, with the bearer token."""
+
+    def __init__(self, settings: Settings):
+        self.base = settings.whatsapp_api_base_url.rstrip("/")
+        self.phone_id = settings.whatsapp_phone_number_id
+        self._headers = {"Authorization": f"Bearer {settings.whatsapp_access_token}"}
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, timeout=aiohttp.ClientTimeout(total=30))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        async with self.session.request(method, url, **kwargs) as resp:
+            try:
+                data = await resp.json(content_type=None)
+            except (ValueError, aiohttp.ContentTypeError):
+                data = {}
+            if resp.status >= 400 or "error" in data:
+                err = data.get("error", {}) if isinstance(data, dict) else {}
+                raise GraphError(resp.status, int(err.get("code", 0) or 0),
+                                 str(err.get("message", resp.reason)))
+            return data if isinstance(data, dict) else {}
+
+    async def send(self, to: str, message: dict[str, Any]) -> str:
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+                **message}
+        data = await self._call("POST", f"{self.base}/{self.phone_id}/messages", json=body)
+        return str(data["messages"][0]["id"])
+
+    async def mark_read(self, wamid: str) -> None:
+        await self._call("POST", f"{self.base}/{self.phone_id}/messages", json={
+            "messaging_product": "whatsapp", "status": "read", "message_id": wamid})
+
+    async def media_info(self, media_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"{self.base}/{media_id}")
+
+    async def download(self, url: str, dest: Path, limit: int) -> int:
+        """Stream to `dest`; stop and delete past `limit` bytes (return -1)."""
+        size = 0
+        async with self.session.get(url) as resp:
+            if resp.status >= 400:
+                raise GraphError(resp.status, 0, "media download failed")
+            with dest.open("wb") as fh:
+                async for chunk in resp.content.iter_chunked(65536):
+                    size += len(chunk)
+                    if size > limit:
+                        break
+                    fh.write(chunk)
+        if size > limit:
+            dest.unlink(missing_ok=True)
+            return -1
+        return size
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def render(reply: Reply, content: Content, lang: Lang) -> list[dict[str, Any]]:
+    """Messages for one reply: up to 3 options as buttons, up to 10 as a list, more numbered."""
+    parts = split_text(reply.text)
+    out = [_text(p) for p in parts[:-1]]
+    last, options = parts[-1], reply.options
+    if not options:
+        out.append(_text(last))
+    elif len(options) <= 3:
+        out.append({"type": "interactive", "interactive": {
+            "type": "button", "body": {"text": last},
+            "action": {"buttons": [{"type": "reply", "reply": {"id": o.id, "title": o.label}}
+                                   for o in options]}}})
+    elif len(options) <= 10:
+        out.append({"type": "interactive", "interactive": {
+            "type": "list", "body": {"text": last},
+            "action": {"button": content.msg(lang, "wa_list_button"), "sections": [{
+                "title": content.msg(lang, "wa_list_section"),
+                "rows": [{"id": o.id, "title": o.label,
+                          **({"description": o.description} if o.description else {})}
+                         for o in options]}]}}})
+    else:  # the engine understands a typed number
+        numbered = "\n".join(f"{i}. {o.label}" for i, o in enumerate(options, 1))
+        hint = content.msg(lang, "wa_numbered_hint")
+        out += [_text(p) for p in split_text(f"{last}\n\n{numbered}\n\n{hint}")]
+    if reply.venue is not None:
+        v = reply.venue
+        out.append({"type": "location", "location": {
+            "latitude": v.latitude, "longitude": v.longitude, "name": v.title,
+            "address": v.address}})
+    return out
+
+
+def _text(body: str) -> dict[str, Any]:
+    return {"type": "text", "text": {"body": body, "preview_url": False}}
+
+
+def template(name: str, language: str, text: str) -> dict[str, Any]:
+    # a template parameter may hold no newline, tab, or more than 4 spaces in a row
+    flat = re.sub(r" {4,}", "   ", re.sub(r"[\n\t]+", " · ", text)).strip()[:1024]
+    return {"type": "template", "template": {
+        "name": name, "language": {"code": language},
+        "components": [{"type": "body", "parameters": [{"type": "text", "text": flat}]}]}}
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+class WhatsAppSender:
+    """Sends outbox rows; decides free-form or template by the contact's window."""
+
+    channel = CHANNEL
+
+    def __init__(self, settings: Settings, client: WhatsAppClient, content: Content,
+                 db: Database):
+        self.settings = settings
+        self.client = client
+        self.content = content
+        self.db = db
+        self.tz = ZoneInfo(settings.timezone)
+
+    async def send(self, contact: Contact, reply: Reply, meta: Meta) -> Delivered:
+        lang: Lang = "en" if contact.language == "en" else "id"
+        last = contact.last_inbound_at
+        open_window = last is not None and datetime.now(UTC) - last < WINDOW
+        if open_window and not meta.force_template:
+            try:
+                wamid = ""
+                for message in render(reply, self.content, lang):
+                    wamid = await self.client.send(contact.external_id, message)
+                return Delivered(wamid)
+            except GraphError as exc:
+                if exc.code != NEEDS_TEMPLATE:
+                    raise self._error(exc) from exc
+        return await self._send_template(contact, reply, meta)
+
+    async def _send_template(self, contact: Contact, reply: Reply, meta: Meta) -> Delivered:
+        marketing = meta.category == "marketing" or (
+            meta.category is None and meta.priority >= PRIORITY_BROADCAST)
+        name = (self.settings.whatsapp_template_marketing if marketing
+                else self.settings.whatsapp_template_utility)
+        kind = "marketing" if marketing else "utility"
+        if not name:
+            raise SendError("no template", retryable=False, unsendable=(
+                f"outside WhatsApp's 24-hour window and no {kind} template is configured "
+                f"(WHATSAPP_TEMPLATE_{kind.upper()})"))
+        if not await self.db.transaction(_budget_left, contact.id, self.settings, self.tz):
+            tomorrow = (datetime.now(self.tz) + timedelta(days=1)).replace(
+                hour=7, minute=0, second=0, microsecond=0)
+            raise SendError("daily budget spent", retryable=True,
+                            defer_until=tomorrow.astimezone(UTC))
+        try:
+            wamid = await self.client.send(contact.external_id, template(
+                name, self.settings.whatsapp_template_language, reply.text))
+        except GraphError as exc:
+            raise self._error(exc) from exc
+        return Delivered(wamid, template=name)
+
+    def _error(self, exc: GraphError) -> SendError:
+        if exc.code in RETRYABLE or exc.status >= 500:
+            wait = (self.settings.whatsapp_pair_seconds if exc.code == 131056
+                    else RETRY_AFTER.get(exc.code))
+            return SendError(str(exc), retryable=True, retry_after=wait)
+        if exc.code == 190:
+            log.error("WhatsApp rejected the access token (190): replace WHATSAPP_ACCESS_TOKEN")
+        return SendError(str(exc), retryable=False, blocked=exc.code == UNREACHABLE,
+                         opted_out=exc.code == OPTED_OUT)
+
+
+def _budget_left(conn: Connection, contact_id: int | None, settings: Settings,
+                 tz: ZoneInfo) -> bool:
+    """Business-initiated conversations today (office time) are within the budget."""
+    start = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = conn.execute(
+        select(outbox_t.c.contact_id).distinct()
+        .where(outbox_t.c.channel == CHANNEL, outbox_t.c.template.is_not(None),
+               outbox_t.c.sent_at >= start.astimezone(UTC))
+    ).scalars().all()
+    return contact_id in rows or len(rows) < settings.whatsapp_daily_initiated
+
+
+# --- receiving -------------------------------------------------------------------------------
+
+
+class WhatsAppChannel:
+    def __init__(self, settings: Settings, inbox: Inbox, content: Content):
+        self.settings = settings
+        self.inbox = inbox
+        self.content = content
+        self.client = WhatsAppClient(settings)
+        self.sender = WhatsAppSender(settings, self.client, content, inbox.db)
+        self.files = settings.data_dir / "attachments" / CHANNEL
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/webhooks/whatsapp", self.verify)
+        app.router.add_post("/webhooks/whatsapp", self.webhook)
+
+    async def stop(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.client.close()
+
+    async def verify(self, request: web.Request) -> web.Response:
+        q = request.query
+        token = q.get("hub.verify_token", "")
+        if q.get("hub.mode") != "subscribe" or not hmac.compare_digest(
+                token.encode(), self.settings.whatsapp_verify_token.encode()):
+            return web.Response(status=403, text="forbidden")
+        return web.Response(text=q.get("hub.challenge", ""))
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        if (request.content_length or 0) > self.settings.whatsapp_max_body:
+            return web.json_response({"error": "too large"}, status=413)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"error": "too large"}, status=413)
+        given = request.headers.get("X-Hub-Signature-256")
+        if not given:
+            return web.json_response({"error": "signature missing"}, status=401)
+        digest = hmac.new(self.settings.whatsapp_app_secret.encode(), body,
+                          hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(given.encode(), f"sha256={digest}".encode()):
+            return web.json_response({"error": "bad signature"}, status=403)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return web.json_response({"error": "bad json"}, status=400)
+        stored: list[tuple[int, str, dict[str, Any]]] = []
+        for value, field in _changes(data):
+            try:
+                if field == "messages":
+                    stored += await self._messages(value)
+                    for status in value.get("statuses") or []:
+                        await self.inbox.db.transaction(_apply_status, status)
+                elif field == "user_preferences":
+                    for pref in value.get("user_preferences") or []:
+                        await self.inbox.db.transaction(_preference, pref)
+                else:
+                    log.info("WhatsApp change %r ignored", field)
+            except Exception:  # one bad item must not fail the batch
+                log.exception("WhatsApp webhook item skipped")
+        for inbound_id, wamid, payload in stored:  # after the 200: read, media, the turn
+            task = asyncio.create_task(self._after(inbound_id, wamid, payload))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return web.json_response({"ok": True})
+
+    async def _messages(self, value: dict[str, Any]) -> list[tuple[int, str, dict[str, Any]]]:
+        names = {c.get("wa_id"): (c.get("profile") or {}).get("name")
+                 for c in value.get("contacts") or [] if isinstance(c, dict)}
+        out = []
+        for msg in value.get("messages") or []:
+            try:
+                parsed = parse_message(msg)
+            except (KeyError, TypeError, ValueError):
+                log.warning("malformed WhatsApp message skipped")
+                continue
+            kind, payload, at = parsed
+            received = await self.inbox.receive(Inbound(
+                channel=CHANNEL, external_id=str(msg["from"]), platform_id=str(msg["id"]),
+                kind=kind, payload=payload, at=at,  # type: ignore[arg-type]
+                display_name=names.get(msg["from"])))
+            if received.new:
+                out.append((received.inbound_id, str(msg["id"]), payload))
+        return out
+
+    async def _after(self, inbound_id: int, wamid: str, payload: dict[str, Any]) -> None:
+        """Mark read, fetch media, run the turn; a failure leaves it for the next start."""
+        try:
+            try:
+                await self.client.mark_read(wamid)
+            except (GraphError, aiohttp.ClientError, TimeoutError) as exc:
+                log.info("mark read failed: %s", exc)
+            if "media_id" in payload:
+                result = await self._download(payload)
+                await self.inbox.db.transaction(_set_payload, inbound_id,
+                                                {**payload, **result})
+            await self.inbox.process(inbound_id)
+        except Exception:
+            log.exception("WhatsApp message %s not processed; it stays stored", inbound_id)
+
+    async def _download(self, payload: dict[str, Any]) -> dict[str, Any]:
+        mime = str(payload.get("mime", "")).split(";")[0].strip()
+        if mime not in ACCEPTED_TYPES:
+            return {"problem": "bad_type"}
+        limit = IMAGE_MAX if payload["kind"] == "photo" else self.settings.attachment_max_bytes
+        try:
+            info = await self.client.media_info(str(payload["media_id"]))
+            if int(info.get("file_size") or 0) > limit:
+                return {"problem": "too_large"}
+            folder = self.files / re.sub(r"\D", "", str(payload.get("from", "x")))[:20]
+            folder.mkdir(parents=True, exist_ok=True)
+            name = re.sub(r"[^A-Za-z0-9_-]", "", str(payload["media_id"]))[:64] or "media"
+            path = folder / f"{name}{ACCEPTED_TYPES[mime]}"
+            if await self.client.download(str(info["url"]), path, limit) < 0:
+                return {"problem": "too_large"}
+        except (GraphError, aiohttp.ClientError, TimeoutError, KeyError) as exc:
+            log.warning("WhatsApp media not fetched: %s", exc)
+            return {}
+        return {"ref": str(path.relative_to(self.settings.data_dir))}
+
+
+def _changes(data: Any) -> list[tuple[dict[str, Any], str]]:
+    out = []
+    entries = data.get("entry") if isinstance(data, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        for change in changes if isinstance(changes, list) else []:
+            if isinstance(change, dict) and isinstance(change.get("value"), dict):
+                out.append((change["value"], str(change.get("field", ""))))
+    return out
+
+
+def parse_message(msg: dict[str, Any]) -> tuple[str, dict[str, Any], datetime]:
+    """One webhook message item -> (kind, payload, time). KeyError/ValueError: malformed."""
+    kind_name, _, _ = msg["type"], msg["id"], msg["from"]
+    at = datetime.fromtimestamp(int(msg["timestamp"]), UTC)
+    if kind_name == "text":
+        return "text", {"text": str(msg["text"]["body"])}, at
+    if kind_name == "interactive":
+        inter = msg["interactive"]
+        picked = inter.get("button_reply") or inter.get("list_reply")
+        return "choice", {"payload": str(picked["id"])}, at
+    if kind_name == "button":  # a template's quick reply
+        payload = str(msg["button"].get("payload", ""))
+        if payload.startswith("go:"):
+            return "choice", {"payload": payload}, at
+        return "text", {"text": str(msg["button"].get("text", ""))}, at
+    if kind_name in MEDIA_KINDS:
+        media = msg[kind_name]
+        return "attachment", {"kind": MEDIA_KINDS[kind_name], "media_id": str(media["id"]),
+                              "mime": str(media.get("mime_type", "")), "from": msg["from"]}, at
+    return "attachment", {"kind": OTHER_KINDS.get(kind_name, "other")}, at
+
+
+_FIND_SENT = select(outbox_t.c.id, outbox_t.c.delivery, outbox_t.c.status,
+                    outbox_t.c.contact_id, outbox_t.c.payload, outbox_t.c.attempts).where(
+    outbox_t.c.channel == CHANNEL, outbox_t.c.platform_message_id == bindparam("wamid"))
+
+
+def _apply_status(conn: Connection, status: dict[str, Any]) -> None:
+    """Keep the highest status seen; a failure is handled like a failed send."""
+    row = conn.execute(_FIND_SENT, {"wamid": str(status["id"])}).first()
+    if row is None:
+        return
+    name = str(status.get("status", ""))
+    if name in STATUS_RANK:
+        if STATUS_RANK[name] > STATUS_RANK.get(row.delivery or "", 0):
+            conn.execute(update(outbox_t).where(outbox_t.c.id == row.id)
+                         .values(delivery=name))
+        return
+    if name != "failed" or row.delivery == "failed":
+        return
+    errors = status.get("errors") or [{}]
+    code = int(errors[0].get("code", 0) or 0)
+    values: dict[str, Any] = {"delivery": "failed", "last_error": f"#{code} "
+                              f"{errors[0].get('title', '')}"[:1000]}
+    now = datetime.now(UTC)
+    if code == NEEDS_TEMPLATE:  # the window was closed: try again as a template
+        values.update(status="pending", next_attempt_at=now, delivery=None,
+                      payload={**row.payload, "force_template": True})
+    elif code in RETRYABLE and row.attempts < 8:
+        values.update(status="pending", delivery=None,
+                      next_attempt_at=now + timedelta(seconds=2 ** row.attempts))
+    else:
+        values["status"] = "failed"
+        mark = ({"blocked_at": now} if code == UNREACHABLE
+                else {"opted_in": False, "opted_out_at": now} if code == OPTED_OUT else None)
+        if mark is not None:
+            conn.execute(update(contact_t).where(contact_t.c.id == row.contact_id)
+                         .values(**mark))
+    conn.execute(update(outbox_t).where(outbox_t.c.id == row.id).values(**values))
+
+
+def _preference(conn: Connection, pref: dict[str, Any]) -> None:
+    """The marketing stop/resume button in WhatsApp: opt out or back in."""
+    if pref.get("category") != "marketing_messages":
+        return
+    now = datetime.now(UTC)
+    values = ({"opted_in": False, "opted_out_at": now} if pref.get("value") == "stop"
+              else {"opted_in": True, "consent_at": now} if pref.get("value") == "resume"
+              else None)
+    if values is not None:
+        conn.execute(update(contact_t).where(contact_t.c.channel == CHANNEL,
+                                             contact_t.c.external_id == str(pref["wa_id"]))
+                     .values(**values))
+
+
+def _set_payload(conn: Connection, inbound_id: int, payload: dict[str, Any]) -> None:
+    conn.execute(update(inbound_t).where(inbound_t.c.id == inbound_id)
+                 .values(payload=payload))
