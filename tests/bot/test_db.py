@@ -52,3 +52,23 @@ def test_migration_downgrade_and_upgrade_again(tmp_path: Path) -> None:
     with db.engine.connect() as conn:
         assert "contact" in inspect(conn).get_table_names()
     db.close()
+
+
+def test_upgrade_from_0001_keeps_rows(tmp_path: Path) -> None:
+    """An office that ran the first release upgrades without losing its outbox."""
+    from bot.db import upgrade
+
+    db = Database(f"sqlite:///{tmp_path / 'u.db'}")
+    upgrade(db.engine, "0001")
+    with db.engine.begin() as conn:
+        conn.execute(text("insert into contact (channel, external_id, language, opted_in, "
+                          "created_at) values ('web', 'x', 'id', 0, '2026-01-01 00:00:00')"))
+        conn.execute(text("insert into outbox (contact_id, channel, priority, status, payload, "
+                          "attempts, next_attempt_at, created_at) values (1, 'web', 0, "
+                          "'pending', '{\"text\": \"a\", \"options\": []}', 0, "
+                          "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+    upgrade(db.engine)
+    with db.engine.connect() as conn:
+        row = conn.execute(text("select status, delivery, template from outbox")).one()
+    assert tuple(row) == ("pending", None, None)
+    db.close()
