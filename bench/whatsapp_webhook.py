@@ -4,7 +4,9 @@ A real `lontar` process (SQLite, WhatsApp configured against a fake Graph API in
 receives POSTs of signed, distinct messages from many users from a pool of concurrent
 clients. Prints one line: accepted posts/s (target >= 1,000), p50/p99 time to the 200
 (target p99 < 50 ms), and lost messages (posts answered 200 that are not stored; must be 0).
-The turns themselves run after each 200, in the same process, so they compete for the CPU.
+The turns run after the 200s from a queue in the same process; the line also says how long
+that backlog took to drain after the burst and the overall turns/s, so the acceptance rate
+isn't mistaken for the rate at which citizens get answers.
 Run: python bench/whatsapp_webhook.py [--posts 5000] [--concurrency 32]
 """
 
@@ -74,18 +76,27 @@ async def run(posts: int, concurrency: int) -> None:
                 start = time.perf_counter()
                 await asyncio.gather(*[client() for _ in range(concurrency)])
                 elapsed = time.perf_counter() - start
-            await asyncio.sleep(2)
-            proc.send_signal(signal.SIGTERM)
-            await proc.wait()
-            db = sqlite3.connect(Path(tmp) / "lontar.db")
+            db = sqlite3.connect(Path(tmp) / "lontar.db", timeout=30)
+            drain_start = time.perf_counter()
+            processed = 0
+            while time.perf_counter() - drain_start < 120:  # the turns queued behind the 200s
+                processed = db.execute("select count(*) from inbound_message "
+                                       "where processed_at is not null").fetchone()[0]
+                if processed >= ok:
+                    break
+                await asyncio.sleep(0.2)
+            drain = time.perf_counter() - drain_start
             stored = db.execute("select count(*) from inbound_message").fetchone()[0]
             db.close()
+            proc.send_signal(signal.SIGTERM)
+            await proc.wait()
     qs = statistics.quantiles(lat, n=100)
     rate = posts / elapsed
     print(f"whatsapp_webhook: posts={posts} ok={ok} accepted_per_s={rate:.0f} "
           f"rate/target={rate / 1000:.2f} p50_ms={qs[49]:.1f} p99_ms={qs[98]:.1f} "
           f"p99/target={qs[98] / 50:.2f} stored={stored} lost={ok - stored} "
-          f"cpus={os.cpu_count()}")
+          f"turns_done={processed} turns_drained_after_s={drain:.1f} "
+          f"turns_per_s_overall={processed / (elapsed + drain):.0f} cpus={os.cpu_count()}")
 
 
 def main() -> None:

@@ -123,6 +123,8 @@ async def start_channels(lontar: Lontar) -> None:
         await lontar.telegram.start()
         if not lontar.telegram.webhook_mode:
             lontar.tasks.append(asyncio.create_task(lontar.telegram.poll()))
+    if lontar.whatsapp is not None:
+        lontar.tasks.append(asyncio.create_task(lontar.whatsapp.run()))
     for worker in lontar.workers.values():
         lontar.tasks.append(asyncio.create_task(worker.run()))
 

@@ -260,15 +260,23 @@ class WhatsAppChannel:
         self.client = WhatsAppClient(settings)
         self.sender = WhatsAppSender(settings, self.client, content, inbox.db)
         self.files = settings.data_dir / "attachments" / CHANNEL
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # stored messages wait here for their turn; a crash leaves them stored, and the next
+        # start processes them (Inbox.process_pending)
+        self.queue: asyncio.Queue[tuple[int, str, dict[str, Any]]] = asyncio.Queue()
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/webhooks/whatsapp", self.verify)
         app.router.add_post("/webhooks/whatsapp", self.webhook)
 
+    async def run(self) -> None:
+        """Take stored messages one at a time, so a burst of webhooks is acknowledged first
+        and the turns follow (each turn yields to waiting requests before the next)."""
+        while True:
+            item = await self.queue.get()
+            await self._after(*item)
+            await asyncio.sleep(0)
+
     async def stop(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.client.close()
 
     async def verify(self, request: web.Request) -> web.Response:
@@ -311,10 +319,8 @@ class WhatsAppChannel:
                     log.info("WhatsApp change %r ignored", field)
             except Exception:  # one bad item must not fail the batch
                 log.exception("WhatsApp webhook item skipped")
-        for inbound_id, wamid, payload in stored:  # after the 200: read, media, the turn
-            task = asyncio.create_task(self._after(inbound_id, wamid, payload))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        for item in stored:  # after the 200: read, media, the turn
+            self.queue.put_nowait(item)
         return web.json_response({"ok": True})
 
     async def _messages(self, value: dict[str, Any]) -> list[tuple[int, str, dict[str, Any]]]:

@@ -299,3 +299,61 @@ async def test_throughput_error_is_retried(wa: WA) -> None:
     with wa.app.db.session() as s:
         row = s.exec(select(Outbox).where(Outbox.status == "sent")).one()
     assert row.attempts >= 3
+
+
+async def test_oversized_body_is_refused(wa: WA) -> None:
+    big = b'{"object":"whatsapp_business_account","entry":[],"pad":"' + b"x" * (
+        wa.app.settings.whatsapp_max_body + 10) + b'"}'
+    from tests.fakes.whatsapp_api import sign
+
+    resp = await wa.client.post("/webhooks/whatsapp", data=big, headers={
+        "X-Hub-Signature-256": sign(big, SECRET), "Content-Type": "application/json"})
+    assert resp.status == 413
+    assert wa.count(InboundMessage) == 0
+
+
+async def test_typed_number_quick_reply_and_location(wa: WA) -> None:
+    c = wa.app.content
+    await wa.post(wa.fake.text_message(USER, "menu"))
+    await until(lambda: [b for b in _bodies(wa.fake) if b["type"] == "interactive"])
+    await wa.post(wa.fake.text_message(USER, "1"))  # the first entry of the list, typed
+    await until(lambda: any(_text_of(b) == c.msg("id", "docs_intro") for b in _bodies(wa.fake)))
+    await wa.post(wa.fake.quick_reply(USER, "go:s:kk-baru", "Lihat syarat KK"))
+    await until(lambda: any(c.services["kk-baru"].bring.id in _text_of(b)
+                            for b in _bodies(wa.fake)))
+    await wa.post(wa.fake.location_message(USER, -10.17, 123.6))
+    await until(lambda: any(c.msg("id", "location_received") in _text_of(b)
+                            for b in _bodies(wa.fake)))
+
+
+async def test_daily_budget_defers_to_the_next_day(tmp_path: Path, fake: FakeWhatsApp) -> None:
+    app = build(_settings(tmp_path, fake, whatsapp_template_utility="status_update",
+                          whatsapp_daily_initiated=1))
+    await start_channels(app)
+    async with TestClient(TestServer(web_app(app))) as client:
+        w = WA(app, client, fake)
+        other = "6289999999999"
+        for user in (USER, other):
+            await w.post(fake.text_message(user, "halo"))
+        await until(lambda: fake.sent_to(USER) and fake.sent_to(other))
+        with app.db.session() as s:
+            contacts = s.exec(select(Contact)).all()
+            for contact in contacts:
+                contact.last_inbound_at = datetime.now(UTC) - timedelta(days=2)
+                s.add(contact)
+            s.commit()
+            ids = [c.id or 0 for c in contacts]
+        for contact_id in ids:
+            _notify(app, contact_id, "Dokumen Anda siap.")
+        await until(lambda: [s for s in fake.sent if s.type == "template"])
+        await asyncio.sleep(0.5)
+        assert len([s for s in fake.sent if s.type == "template"]) == 1
+
+        def deferred() -> Outbox | None:
+            with app.db.session() as s:
+                return s.exec(select(Outbox).where(Outbox.status == "pending")).first()
+
+        row = await until(deferred)
+        assert row.next_attempt_at > datetime.now(UTC) + timedelta(hours=1)
+    await stop_channels(app)
+    app.close()
