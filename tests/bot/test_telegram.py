@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from flows.engine import step
 from flows.types import Choice, Command, Option, State
 from tests.conftest import T0
 from tests.fakes.telegram_api import FakeTelegram
+from tests.waiting import until
 
 CHAT = 5001
 SECRET = "s3cret-token_value"
@@ -46,16 +47,6 @@ async def polling(tmp_path: Path, fake: FakeTelegram) -> AsyncIterator[Lontar]:
     yield app
     await stop_channels(app)
     app.close()
-
-
-async def until(cond: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def _chat_sent(fake: FakeTelegram, chat: int = CHAT) -> list[Any]:

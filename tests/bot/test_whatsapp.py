@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from flows.engine import step
 from flows.types import Command, Option, Reply, State
 from tests.conftest import T0
 from tests.fakes.whatsapp_api import FakeWhatsApp
+from tests.waiting import until
 
 USER = "6281234567890"
 TOKEN, PHONE_ID, SECRET = "TEST-TOKEN", "1234567890", "app-secret"
@@ -62,16 +62,6 @@ async def wa(tmp_path: Path, fake: FakeWhatsApp) -> AsyncIterator[WA]:
         yield WA(app, client, fake)
     await stop_channels(app)
     app.close()
-
-
-async def until(cond: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def _bodies(fake: FakeWhatsApp, to: str = USER) -> list[dict[str, Any]]:

@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import json
 import re
-import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,6 +30,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer, SlidingWindow
 
 BOT_ID = 999
 MAX_TEXT = 4096
@@ -444,7 +445,7 @@ def _update_kind(update: dict[str, Any]) -> str:
 # the fake
 
 
-class FakeTelegram:
+class FakeTelegram(LoopbackServer):
     """Fake Bot API. Public state is plain attributes; see the module docstring."""
 
     def __init__(
@@ -487,8 +488,7 @@ class FakeTelegram:
         self._paths: dict[str, FakeFile] = {}
         self._next_file = 0
         self._faults: dict[str, deque[ApiError]] = {}
-        self._window: deque[float] = deque()
-        self._runner: web.AppRunner | None = None
+        self._window: SlidingWindow | None = None
 
         self._methods: dict[str, tuple[str, Any]] = {}
         for name in (
@@ -507,29 +507,14 @@ class FakeTelegram:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         app.router.add_get("/file/bot{token}/{file_path:.+}", self._handle_file)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
         self._closing = False
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.base_url = await self._serve(app)
         return self.base_url
 
     async def stop(self) -> None:
         self._closing = True
         self._wake()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeTelegram:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await super().stop()
 
     # -- faults --------------------------------------------------------------------------------
 
@@ -1054,17 +1039,13 @@ class FakeTelegram:
         rate = self.rate_limit_per_second
         if not rate or not (method.startswith("send") or method.startswith("edit")):
             return
-        window = max(1.0, 1.0 / rate)
-        capacity = max(1, round(rate * window))
-        now = time.monotonic()
-        while self._window and self._window[0] <= now - window:
-            self._window.popleft()
-        if len(self._window) >= capacity:
-            self.rejected_429.append(now)
+        if self._window is None:
+            self._window = SlidingWindow(rate)
+        if not self._window.admit():
+            self.rejected_429.append(time.monotonic())
             raise ApiError(
                 429, "Too Many Requests: retry after 1", {"retry_after": 1}
             )
-        self._window.append(now)
 
     def _target(self, params: dict[str, Any]) -> int:
         chat_id = _require(params, "chat_id")

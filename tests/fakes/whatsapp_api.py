@@ -35,7 +35,6 @@ import hmac
 import json
 import random
 import re
-import socket
 import string
 import time
 from collections import deque
@@ -45,6 +44,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackServer, SlidingWindow
 
 TOKEN = "TEST-TOKEN"
 PHONE_NUMBER_ID = "1234567890"
@@ -652,7 +653,7 @@ def _check_send(body: dict[str, Any]) -> tuple[str, str]:
 # the fake
 
 
-class FakeWhatsApp:
+class FakeWhatsApp(LoopbackServer):
     """Fake Graph API for one business phone number. Public state is plain attributes."""
 
     def __init__(
@@ -703,35 +704,16 @@ class FakeWhatsApp:
         self._names: dict[str, str] = {}
         self._media_urls: dict[str, tuple[str, float]] = {}  # url token -> (media id, issued)
         self._next_media = 0
-        self._window: deque[float] = deque()
-        self._runner: web.AppRunner | None = None
+        self._window: SlidingWindow | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> str:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
-        self.root_url = f"http://127.0.0.1:{port}"
+        self.root_url = await self._serve(app)
         self.base_url = f"{self.root_url}/{self.version}"
         return self.base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeWhatsApp:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # -- clock and the 24-hour window ------------------------------------------------------------
 
@@ -1228,15 +1210,11 @@ class FakeWhatsApp:
         rate = self.rate_limit_per_second
         if not rate:
             return
-        window = max(1.0, 1.0 / rate)
-        capacity = max(1, round(rate * window))
-        now = time.monotonic()
-        while self._window and self._window[0] <= now - window:
-            self._window.popleft()
-        if len(self._window) >= capacity:
-            self.rejected_rate.append(now)
+        if self._window is None:
+            self._window = SlidingWindow(rate)
+        if not self._window.admit():
+            self.rejected_rate.append(time.monotonic())
             raise GraphError(400, 130429)
-        self._window.append(now)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         at = time.monotonic()
