@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Row, bindparam, select, update
 from sqlmodel import Session, col
 
 from bot.db import Database
-from bot.models import PRIORITY_REPLY, Contact, Outbox
+from bot.models import PRIORITY_BROADCAST, PRIORITY_REPLY, Contact, Outbox
 from flows.types import Reply
 
 log = logging.getLogger(__name__)
@@ -318,7 +318,8 @@ class OutboxWorker:
 
 
 def _claim(session: Session, channel: str, limit: int) -> list[tuple[Outbox, Contact]]:
-    """Take due rows; rows for a contact known to have blocked Lontar fail without a send."""
+    """Take due rows. Rows for a contact that blocked Lontar, and outreach to a contact that
+    has not opted in (or opted out), fail here without a send."""
     now = datetime.now(UTC)
     query = (
         select(Outbox, Contact)
@@ -335,6 +336,8 @@ def _claim(session: Session, channel: str, limit: int) -> list[tuple[Outbox, Con
     for row, contact in rows:
         if contact.blocked_at is not None:
             row.status, row.last_error = FAILED, "contact has blocked Lontar"
+        elif row.priority >= PRIORITY_BROADCAST and not contact.opted_in:
+            row.status, row.last_error = FAILED, "contact has not opted in to outreach"
         else:
             row.status = SENDING
             live.append((row, contact))

@@ -33,9 +33,10 @@ class FakeSender:
         return Delivered(f"pm-{len(self.sent)}")
 
 
-def _queue(lontar: Lontar, *items: tuple[str, int], chat: str = "c1") -> int:
+def _queue(lontar: Lontar, *items: tuple[str, int], chat: str = "c1",
+           opted_in: bool = True) -> int:
     with lontar.db.session() as s:
-        contact = Contact(channel="fake", external_id=chat)
+        contact = Contact(channel="fake", external_id=chat, opted_in=opted_in)
         s.add(contact)
         s.flush()
         for text, prio in items:
@@ -183,3 +184,13 @@ async def test_blocked_contacts_rows_are_skipped_at_claim(lontar: Lontar) -> Non
     assert sender.sent == []
     with lontar.db.session() as s:
         assert set(s.exec(select(Outbox.status)).all()) == {"failed"}
+
+
+async def test_outreach_only_to_opted_in_contacts(lontar: Lontar) -> None:
+    _queue(lontar, ("reply", 0), ("broadcast", 2), chat="no", opted_in=False)
+    sender = FakeSender()
+    await OutboxWorker(lontar.db, sender, rate=1000, burst=10).drain_once()
+    assert sender.sent == ["reply"]
+    with lontar.db.session() as s:
+        row = s.exec(select(Outbox).where(Outbox.priority == 2)).one()
+    assert row.status == "failed" and "opted in" in (row.last_error or "")

@@ -15,7 +15,13 @@ from sqlmodel import func, select
 from bot.app import Lontar, build, start_channels, stop_channels, web_app
 from bot.channels.whatsapp import render
 from bot.config import load_settings
-from bot.models import PRIORITY_NOTIFICATION, Contact, InboundMessage, Outbox
+from bot.models import (
+    PRIORITY_BROADCAST,
+    PRIORITY_NOTIFICATION,
+    Contact,
+    InboundMessage,
+    Outbox,
+)
 from flows.engine import step
 from flows.types import Command, Option, Reply, State
 from tests.conftest import T0
@@ -246,6 +252,20 @@ async def test_marketing_stop_opts_out_and_resume_opts_in(wa: WA) -> None:
         s.commit()
     assert await wa.post(wa.fake.user_preferences(USER, "stop")) == 200
     assert not opted_in()
+    with wa.app.db.session() as s:  # outreach after the stop is not sent
+        contact_id = s.exec(select(Contact.id)).one()
+        s.add(Outbox(contact_id=contact_id, channel="whatsapp", priority=PRIORITY_BROADCAST,
+                     payload={"text": "Sosialisasi KK", "options": []}))
+        s.commit()
+    wa.app.wake("whatsapp", 0)
+
+    def outreach_status() -> str | None:
+        with wa.app.db.session() as s:
+            return s.exec(select(Outbox.status).where(
+                Outbox.priority == PRIORITY_BROADCAST)).one()
+
+    assert await until(lambda: outreach_status() == "failed")
+    assert not any("Sosialisasi" in _text_of(b) for b in _bodies(wa.fake))
     assert await wa.post(wa.fake.user_preferences(USER, "resume")) == 200
     assert opted_in()
 
