@@ -8,6 +8,8 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
+from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
 from flows.content import ContentError, load_content, unverified_facts
@@ -30,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     tg_sub = tg.add_subparsers(dest="action", required=True)
     tg_sub.add_parser("set-webhook", help="point Telegram at TELEGRAM_WEBHOOK_URL")
     tg_sub.add_parser("delete-webhook", help="remove the webhook (back to long polling)")
+    sv = sub.add_parser("survey", help="the satisfaction survey (SKM)")
+    sv_sub = sv.add_subparsers(dest="action", required=True)
+    rep = sv_sub.add_parser("report", help="IKM per unsur and overall (PermenPANRB 14/2017)")
+    rep.add_argument("--from", dest="start", type=date.fromisoformat, help="YYYY-MM-DD")
+    rep.add_argument("--to", dest="end", type=date.fromisoformat, help="YYYY-MM-DD")
+    rep.add_argument("--office", help="office id from content/offices.toml")
     db = sub.add_parser("db", help="database tools")
     db_sub = db.add_subparsers(dest="action", required=True)
     db_sub.add_parser("upgrade", help="apply database migrations (alembic)")
@@ -56,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.command == "telegram":
             return asyncio.run(_telegram(args.action, settings))
+        if args.command == "survey":
+            lontar = build(settings)
+            try:
+                return _survey_report(lontar, args.start, args.end, args.office)
+            finally:
+                lontar.close()
         if args.command == "db":
             lontar = build(settings, migrate=False)
             lontar.db.upgrade()
@@ -127,4 +141,22 @@ async def _telegram(action: str, settings: Settings) -> int:
         else:
             await bot.delete_webhook()
             print("webhook deleted: Lontar will use long polling")
+    return 0
+
+
+def _survey_report(lontar: Any, start: date | None, end: date | None,
+                   office: str | None) -> int:
+    from bot.services.survey import report
+
+    with lontar.db.engine.connect() as conn:
+        result = report(conn, start, end, office)
+    period = f"{start or '...'} to {end or '...'}" + (f", office {office}" if office else "")
+    if result is None:
+        print(f"SKM {period}: no respondents")
+        return 0
+    names = {u.id: u.name.id for u in lontar.content.survey.unsur}
+    print(f"SKM {period}: {result.respondents} respondents")
+    for unsur, nrr in result.nrr.items():
+        print(f"  {unsur} {names.get(unsur, ''):<22} NRR {nrr:.4f}  IKM {nrr * 25:.2f}")
+    print(f"IKM {result.ikm:.2f}  mutu {result.grade} ({result.performance})")
     return 0

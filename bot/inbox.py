@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.db import Database
 from bot.models import PRIORITY_REPLY, Contact, Conversation, InboundMessage, Outbox
+from bot.services import survey
 from flows.content import Content
 from flows.engine import Options, step
 from flows.types import (
@@ -37,6 +38,7 @@ from flows.types import (
     SetLanguage,
     State,
     Step,
+    SubmitSurvey,
     Text,
 )
 
@@ -311,6 +313,8 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
             changes["language"] = effect.lang
         elif isinstance(effect, OptOut):
             changes.update(opted_in=False, opted_out_at=now)
+        elif isinstance(effect, SubmitSurvey):
+            survey.store(conn, effect, at.date())
     if changes:
         conn.execute(update(contact_t).where(contact_t.c.id == contact_id).values(**changes))
     if result.replies:

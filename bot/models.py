@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
@@ -93,3 +93,25 @@ class Outbox(SQLModel, table=True):
 PRIORITY_REPLY = 0
 PRIORITY_NOTIFICATION = 1
 PRIORITY_BROADCAST = 2
+
+
+class SurveyResponse(SQLModel, table=True):
+    """One SKM questionnaire. Deliberately no contact, chat or time of day: anonymous."""
+
+    __tablename__ = "survey_response"
+    __table_args__ = (Index("ix_survey_period", "submitted_on", "office"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    submitted_on: date  # the day only
+    office: str | None = Field(default=None, max_length=64)
+    u1: int
+    u2: int
+    u3: int
+    u4: int
+    u5: int
+    u6: int
+    u7: int
+    u8: int
+    u9: int
+    profile: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    suggestion: str | None = Field(default=None, max_length=2000)

@@ -82,6 +82,13 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
         "wa_list_button": (),
         "wa_list_section": (),
         "wa_numbered_hint": (),
+        "survey_intro": (),
+        "survey_question": ("n", "name", "question"),
+        "survey_profile_ask": (),
+        "survey_suggestion": (),
+        "survey_thanks": (),
+        "opt_yes": (),
+        "opt_skip": (),
         "stale_button": (),
         "unknown_fact": (),
         "office_entry": ("name", "address", "phone", "whatsapp", "hours"),
@@ -103,7 +110,7 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
 # Placeholders a topic answer may use; the engine fills them from offices and messages.
 ANSWER_FIELDS = frozenset({"offices", "hours", "free_note"})
 
-MAIN_TARGETS = re.compile(r"^(docs|faq|help|lang|[tsg]:[a-z0-9-]+)$")
+MAIN_TARGETS = re.compile(r"^(docs|faq|help|lang|survey|[tsg]:[a-z0-9-]+)$")
 
 
 class ContentError(Exception):
@@ -172,7 +179,8 @@ class MenuEntry(_Model):
     @classmethod
     def _target_shape(cls, v: str) -> str:
         if not MAIN_TARGETS.match(v):
-            raise ValueError("must be docs, faq, help, lang, t:<topic>, s:<service> or g:<group>")
+            raise ValueError(
+                "must be docs, faq, help, lang, survey, t:<topic>, s:<service> or g:<group>")
         return v
 
 
@@ -180,6 +188,7 @@ class Office(_Model):
     id: str
     kind: Literal["dinas", "kecamatan"]
     name: Text
+    label: Text  # short, for buttons
     kecamatan: str | None = None
     address: str = ""  # empty = unverified: shown as "tanyakan di kantor"
     phone: str = ""
@@ -210,6 +219,33 @@ class Language(_Model):
     commands: dict[Literal["menu", "back", "cancel", "help", "lang", "stop"], tuple[str, ...]]
 
 
+class Unsur(_Model):
+    """One SKM element: its question and the four answers, scored 1 to 4 in order."""
+
+    id: str = Field(pattern=r"^U[1-9]$")
+    name: Text
+    question: Text
+    answers: tuple[Text, Text, Text, Text]
+
+
+class ProfileField(_Model):
+    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    question: Text
+    options: tuple[Text, ...] = Field(min_length=2, max_length=9)
+
+
+class Survey(_Model):
+    unsur: tuple[Unsur, ...] = Field(min_length=9, max_length=9)
+    profile: tuple[ProfileField, ...] = ()
+
+    @field_validator("unsur")
+    @classmethod
+    def _u1_to_u9(cls, v: tuple[Unsur, ...]) -> tuple[Unsur, ...]:
+        if [u.id for u in v] != [f"U{i}" for i in range(1, 10)]:
+            raise ValueError("the nine unsur must be U1 to U9, in order")
+        return v
+
+
 AnyTopic = Service | Topic
 
 
@@ -225,6 +261,7 @@ class Content:
     kecamatan: tuple[Kecamatan, ...]
     language: Language
     messages: Mapping[Lang, Mapping[str, str]]
+    survey: Survey | None = None
     source: str = ""
 
     def msg(self, lang: Lang, key: str, **fields: str) -> str:
@@ -416,7 +453,11 @@ def load_content(root: Path | str | None = None) -> Content:
         for key in MESSAGE_KEYS.keys() - msgs.keys() - raw.keys():
             c.add(path, key, "missing message")
 
+    survey_path = root / "survey.toml"
+    survey = c.model(Survey, c.read(survey_path) or {}, survey_path)
+
     content = Content(
+        survey=survey,
         services=services,
         topics=topics,
         groups=groups,
@@ -499,6 +540,18 @@ def _check_references(content: Content, root: Path, c: _Collector) -> None:
             if entry.description is not None:
                 _check_len(c, menu_path, f"main[{i}].description.{lang}",
                            entry.description.get(lang), ROW_DESCRIPTION_MAX)
+    survey_path = root / "survey.toml"
+    if content.survey is not None:
+        for u in content.survey.unsur:
+            for i, answer in enumerate(u.answers):
+                for lang in LANGS:
+                    _check_len(c, survey_path, f"unsur[{u.id}].answers[{i}].{lang}",
+                               answer.get(lang), BUTTON_LABEL_MAX)
+        for f in content.survey.profile:
+            for i, option in enumerate(f.options):
+                for lang in LANGS:
+                    _check_len(c, survey_path, f"profile[{f.id}].options[{i}].{lang}",
+                               option.get(lang), BUTTON_LABEL_MAX)
     lang_path = root / "language.toml"
     for action in ("menu", "back", "cancel", "help", "lang", "stop"):
         if not content.language.commands.get(action):
@@ -511,6 +564,9 @@ def _check_references(content: Content, root: Path, c: _Collector) -> None:
         c.add(offices_path, "office.id", "duplicate office id")
     kec_ids = {k.id for k in content.kecamatan}
     for o in content.offices:
+        for lang in LANGS:
+            _check_len(c, offices_path, f"office[{o.id}].label.{lang}", o.label.get(lang),
+                       BUTTON_LABEL_MAX)
         if o.kecamatan is not None and o.kecamatan not in kec_ids:
             c.add(offices_path, f"office[{o.id}].kecamatan", f"unknown kecamatan {o.kecamatan!r}")
     for lang in LANGS:

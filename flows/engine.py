@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from flows import survey
 from flows.content import Content
 from flows.screens import Screen, Target, UnknownScreen, main_targets, render, topic_target
 from flows.types import (
@@ -26,6 +27,7 @@ from flows.types import (
     SetLanguage,
     State,
     Step,
+    SubmitSurvey,
     Text,
     Timeout,
     TopicAsked,
@@ -121,6 +123,11 @@ class _Turn:
                 update={"screen": "", "back": (), "options": (), "data": {}}
             )
             self.replies.append(Reply(self.msg("stop")))
+        elif target == "survey":  # a fresh questionnaire each time
+            self.state = st.model_copy(update={"data": {**st.data, "survey": {}}})
+            self.visit("survey")
+        elif survey.is_action(target):
+            self.answer_survey(target)
         elif target.startswith("lang:") and target[5:] in LANGS:
             lang: Lang = "en" if target == "lang:en" else "id"
             self.effects.append(SetLanguage(lang))
@@ -129,6 +136,58 @@ class _Turn:
             self.go("menu")
         else:
             self.visit(target)
+
+    def answer_survey(self, target: str) -> None:
+        """Record one survey answer in the conversation's data and show the next question."""
+        c = self.c
+        if c.survey is None:
+            self.go("menu")
+            return
+        data = dict(self.state.data.get("survey", {}))
+        _, kind, *rest = target.split(":")
+        nxt = "v:suggest"
+        if kind == "o":
+            data["office"], nxt = rest[0], "v:q:1"
+        elif kind == "a" and len(rest) == 2 and rest[0].isdigit() and rest[1] in "1234":
+            n = int(rest[0])
+            data["answers"] = {**data.get("answers", {}), f"U{n}": int(rest[1])}
+            nxt = f"v:q:{n + 1}" if n < len(c.survey.unsur) else (
+                "v:profile" if c.survey.profile else "v:suggest")
+        elif kind == "p" and rest == ["yes"] and c.survey.profile:
+            nxt = "v:pf:0"
+        elif kind == "f" and len(rest) == 2 and rest[0].isdigit() and rest[1].isdigit():
+            i, k = int(rest[0]), int(rest[1])
+            if i < len(c.survey.profile) and k < len(c.survey.profile[i].options):
+                field = c.survey.profile[i]
+                data["profile"] = {**data.get("profile", {}),
+                                   field.id: field.options[k].id}
+                if i + 1 < len(c.survey.profile):
+                    nxt = f"v:pf:{i + 1}"
+        elif kind == "s":
+            self.state = self.state.model_copy(update={"data": {**self.state.data,
+                                                                "survey": data}})
+            self.finish_survey(None)
+            return
+        self.state = self.state.model_copy(update={"data": {**self.state.data, "survey": data}})
+        self.visit(nxt)
+
+    def finish_survey(self, suggestion: str | None) -> None:
+        data = self.state.data.get("survey", {})
+        answers = data.get("answers", {})
+        missing = [u.id for u in (self.c.survey.unsur if self.c.survey else ())
+                   if u.id not in answers]
+        if missing:  # reached the end by "back" and skipping: ask what is missing
+            self.visit(f"v:q:{int(missing[0][1:])}")
+            return
+        self.effects.append(SubmitSurvey(
+            office=data.get("office"),
+            answers=tuple(sorted((k, int(v)) for k, v in answers.items())),
+            profile=tuple(sorted(data.get("profile", {}).items())),
+            suggestion=suggestion))
+        rest = {k: v for k, v in self.state.data.items() if k != "survey"}
+        self.state = self.state.model_copy(update={"data": rest, "back": ()})
+        self.say(self.msg("survey_thanks"))
+        self.go("menu")
 
     def visit(self, screen_id: str, *, push: bool = True) -> None:
         """Render a screen, following redirects, and remember the way back."""
@@ -246,6 +305,9 @@ def _on_text(turn: _Turn, raw: str) -> None:
     action = _command(turn.c, normalized) or _command(turn.c, text.strip().lower())
     if action is not None:
         turn.go(action)
+        return
+    if turn.state.screen == "v:suggest" and not (normalized.isdigit() and turn.state.options):
+        turn.finish_survey(text.strip())
         return
     if normalized.isdigit() and turn.state.options:
         n = int(normalized)

@@ -46,7 +46,7 @@ def nav_targets(c: Content, lang: Lang, *, back: bool = True) -> tuple[Target, .
 def main_targets(c: Content, lang: Lang) -> tuple[Target, ...]:
     return tuple(
         Target(
-            "docs" if e.target == "docs" else e.target,
+            e.target,
             e.label.get(lang),
             e.description.get(lang) if e.description else "",
         )
@@ -101,6 +101,12 @@ def render(screen: str, lang: Lang, c: Content) -> Screen:
         return _service(ref, lang, c)
     if kind == "t" and ref in c.topics:
         return _topic(ref, lang, c)
+    if screen == "survey" or kind == "v":
+        from flows import survey  # the survey module builds on this one
+
+        found = survey.render(screen, lang, c)
+        if found is not None:
+            return found
     raise UnknownScreen(screen)
 
 
@@ -175,4 +181,6 @@ def every_screen(c: Content) -> list[str]:
         ids.append(f"s:{s}")
         ids += [f"s:{s}:{name}" for name in SECTIONS]
     ids += [f"t:{t}" for t in c.topics]
-    return ids
+    from flows import survey
+
+    return ids + survey.screens(c)

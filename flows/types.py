@@ -151,7 +151,17 @@ class TopicAsked:
     topic: str
 
 
-Effect = SetLanguage | OptOut | TopicAsked
+@dataclass(frozen=True)
+class SubmitSurvey:
+    """A completed SKM questionnaire; the shell stores it with no link to the contact."""
+
+    office: str | None
+    answers: tuple[tuple[str, int], ...]  # (unsur id, score 1-4)
+    profile: tuple[tuple[str, str], ...] = ()
+    suggestion: str | None = None
+
+
+Effect = SetLanguage | OptOut | TopicAsked | SubmitSurvey
 
 
 class State(BaseModel):

@@ -123,3 +123,17 @@ def test_service_file_must_match_its_id(tmp_path: Path) -> None:
     shutil.copy(root / "services" / "kia.toml", root / "services" / "kia-copy.toml")
     errors = _errors(root)
     assert any("kia-copy.toml: id: must equal the file name" in e for e in errors)
+
+
+def test_survey_must_have_nine_unsur_with_short_answers(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    text = (root / "survey.toml").read_text(encoding="utf-8")
+    head, _, rest = text.partition('[[unsur]]\nid = "U9"')
+    _, _, tail = rest.partition("[[profile]]")
+    (root / "survey.toml").write_text(head + "[[profile]]" + tail, encoding="utf-8")
+    errors = _errors(root)
+    assert any(e.startswith("content/survey.toml: unsur:") for e in errors)
+    root2 = _copy(tmp_path / "b")
+    _edit(root2 / "survey.toml", '{ id = "Sangat baik", en = "Very good" }',
+          '{ id = "Sangat baik sekali sungguh", en = "Very good" }')
+    assert any("survey.toml: unsur[U8].answers[3].id" in e for e in _errors(root2))

@@ -1,0 +1,1 @@
+"""Operations shared by the bot, the CLI and (later) the dashboard."""
