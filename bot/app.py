@@ -54,7 +54,8 @@ def build(settings: Settings | None = None, *, migrate: bool = True) -> Lontar:
     db = Database(settings.database_url)
     if migrate:
         db.upgrade()
-    inbox = Inbox(db, content, Options(idle_timeout=timedelta(minutes=settings.idle_minutes)))
+    inbox = Inbox(db, content, Options(idle_timeout=timedelta(minutes=settings.idle_minutes)),
+                  timezone=settings.timezone)
     understander(content)  # build the free-text index now, not in a citizen's first turn
     lontar = Lontar(settings, content, db, inbox)
     inbox.on_commit = lontar.wake

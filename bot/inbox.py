@@ -19,20 +19,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.db import Database
 from bot.models import PRIORITY_REPLY, Contact, Conversation, InboundMessage, Outbox
-from bot.services import survey
+from bot.services import complaints, survey
 from flows.content import Content
 from flows.engine import Options, step
 from flows.types import (
     Attachment,
     Choice,
     Command,
+    ComplaintFiled,
     Event,
+    FileComplaint,
     OptOut,
     Reply,
     SetLanguage,
@@ -117,15 +120,14 @@ class Inbox:
         content: Content,
         options: Options | None = None,
         on_commit: Callable[[str, int], None] | None = None,
+        timezone: str = "Asia/Makassar",
     ):
         self.db = db
         self.content = content
         self.options = options or Options()
         self.on_commit = on_commit  # (channel, contact_id): wake that channel's sender
+        self.engine = Engine(content, self.options, ZoneInfo(timezone))
         self._locks = _Locks()
-
-    def _step(self, kind: str, payload: dict[str, Any], at: datetime, state: State) -> Step:
-        return step(state, to_event(kind, payload, at), self.content, self.options)
 
     async def handle(self, inbound: Inbound, then: After | None = None) -> Received:
         """Store and process in one transaction; a redelivered update is not processed again.
@@ -135,7 +137,7 @@ class Inbox:
         """
         async with self._locks.hold((inbound.channel, inbound.external_id)):
             try:
-                received = await self.db.transaction(_store, inbound, self._step, then)
+                received = await self.db.transaction(_store, inbound, self.engine, then)
             except IntegrityError:  # stored before: a redelivery, acknowledged and ignored
                 received = await self.db.transaction(_store, inbound, None)
                 if received.new:  # the conflict was something else; let it surface
@@ -175,7 +177,7 @@ class Inbox:
             return False
         channel, external_id, contact_id = key
         async with self._locks.hold((channel, external_id)):
-            done = await self.db.transaction(_process_stored, inbound_id, self._step)
+            done = await self.db.transaction(_process_stored, inbound_id, self.engine)
         if done:
             self._committed(channel, contact_id)
         return done
@@ -196,7 +198,22 @@ class Inbox:
 # --- database work (inside one transaction; bot.db decides which thread) ---------------------
 # Statements are built once: building a SQLAlchemy statement costs more than running it.
 
-Stepper = Callable[[str, dict[str, Any], datetime, State], Step]
+@dataclass(frozen=True)
+class Engine:
+    """The pure engine with what the shell knows: content, options, the office's time zone."""
+
+    content: Content
+    options: Options
+    tz: ZoneInfo
+
+    def __call__(self, kind: str, payload: dict[str, Any], at: datetime, state: State) -> Step:
+        return step(state, to_event(kind, payload, at), self.content, self.options)
+
+    def event(self, state: State, event: Event) -> Step:
+        return step(state, event, self.content, self.options)
+
+
+Stepper = Engine
 After = Callable[[Connection, int], Any]  # (connection, contact id), run before commit
 Saved = tuple[dict[str, Any], int]  # a conversation's stored state and turn count
 
@@ -222,6 +239,7 @@ _PRESSED = (
            outbox_t.c.platform_message_id == bindparam("pmid"))
     .order_by(outbox_t.c.id.desc()).limit(1)
 )
+_NAME = select(contact_t.c.display_name).where(contact_t.c.id == bindparam("cid"))
 _DONE = update(inbound_t).where(inbound_t.c.id == bindparam("iid")).values(
     processed_at=bindparam("now"))
 _STORED = select(inbound_t.c.contact_id, inbound_t.c.channel, inbound_t.c.kind,
@@ -300,6 +318,19 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
              else State(lang="en" if language == "en" else "id"))
     result = stepper(kind, payload, at, state)
     now = datetime.now(UTC)
+    for _ in range(3):  # effects whose outcome the engine must hear about (bounded)
+        filing = next((e for e in result.effects if isinstance(e, FileComplaint)), None)
+        if filing is None or stepper.content.complaints is None:
+            break
+        name = conn.execute(_NAME, {"cid": contact_id}).scalar()
+        filed = complaints.create(conn, contact_id, name, filing, stepper.content, stepper.tz,
+                                  now)
+        follow = stepper.event(result.state, ComplaintFiled(
+            at, filed.number,
+            complaints.due_text(filed.due, result.state.lang) if filed.due else None,
+            filed.refused, filed.limit))  # type: ignore[arg-type]
+        result = Step(follow.state, result.replies + follow.replies,
+                      tuple(e for e in result.effects if e is not filing) + follow.effects)
     new_state = result.state.model_dump(mode="json")
     if saved is None:
         conn.execute(insert(conversation_t), {

@@ -115,3 +115,39 @@ class SurveyResponse(SQLModel, table=True):
     u9: int
     profile: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     suggestion: str | None = Field(default=None, max_length=2000)
+
+
+class Complaint(SQLModel, table=True):
+    """A ticket (pengaduan, saran or apresiasi). An anonymous one keeps no contact here:
+    the chat that follows it is only in `complaint_follower`, which staff never see."""
+
+    __table_args__ = (Index("ix_complaint_state_created", "state", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(max_length=32, unique=True)  # random: reveals nothing about others
+    kind: str = Field(max_length=16)
+    service: str = Field(max_length=64)
+    office: str = Field(max_length=64)
+    category: str = Field(max_length=32)
+    dimension: str = Field(max_length=32)
+    urgent: bool = False
+    text: str = Field(max_length=2000)
+    text_hash: str = Field(max_length=64, index=True)  # the same story twice is a duplicate
+    photos: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    happened: str = Field(max_length=16)  # today, week, earlier
+    identity: str = Field(max_length=16)  # named, confidential, anonymous
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    display_name: str | None = Field(default=None, max_length=256)
+    state: str = Field(default="baru", max_length=32)
+    due_on: date
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ComplaintFollower(SQLModel, table=True):
+    """Which chat receives a ticket's answers: kept apart from the ticket's identity."""
+
+    __tablename__ = "complaint_follower"
+
+    complaint_id: int = Field(foreign_key="complaint.id", primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -13,6 +13,7 @@ import string
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -89,6 +90,27 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
         "survey_thanks": (),
         "opt_yes": (),
         "opt_skip": (),
+        "complaint_kind": (),
+        "complaint_service": (),
+        "complaint_general": (),
+        "complaint_office": (),
+        "complaint_text": (),
+        "complaint_photo_kept": (),
+        "complaint_when": (),
+        "when_today": (),
+        "when_week": (),
+        "when_earlier": (),
+        "complaint_identity": (),
+        "identity_named": (),
+        "identity_confidential": (),
+        "identity_anonymous": (),
+        "complaint_summary": ("kind", "service", "office", "when", "identity", "text"),
+        "opt_send": (),
+        "opt_edit_text": (),
+        "complaint_filed": ("number", "due"),
+        "complaint_too_many": ("limit",),
+        "complaint_duplicate": ("number",),
+        "complaint_empty_text": (),
         "stale_button": (),
         "unknown_fact": (),
         "office_entry": ("name", "address", "phone", "whatsapp", "hours"),
@@ -110,7 +132,7 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
 # Placeholders a topic answer may use; the engine fills them from offices and messages.
 ANSWER_FIELDS = frozenset({"offices", "hours", "free_note"})
 
-MAIN_TARGETS = re.compile(r"^(docs|faq|help|lang|survey|[tsg]:[a-z0-9-]+)$")
+MAIN_TARGETS = re.compile(r"^(docs|faq|help|lang|survey|complaint|[tsg]:[a-z0-9-]+)$")
 
 
 class ContentError(Exception):
@@ -161,6 +183,7 @@ class Topic(_Model):
     description: Text | None = None
     phrasings: tuple[str, ...] = Field(min_length=2)
     answer: Text
+    links: tuple[str, ...] = ()  # main-menu targets offered as buttons under the answer
 
 
 class Group(_Model):
@@ -180,7 +203,8 @@ class MenuEntry(_Model):
     def _target_shape(cls, v: str) -> str:
         if not MAIN_TARGETS.match(v):
             raise ValueError(
-                "must be docs, faq, help, lang, survey, t:<topic>, s:<service> or g:<group>")
+                "must be docs, faq, help, lang, survey, complaint, t:<topic>, s:<service> "
+                "or g:<group>")
         return v
 
 
@@ -246,6 +270,35 @@ class Survey(_Model):
         return v
 
 
+class ComplaintKind(_Model):
+    id: str = Field(pattern=r"^[a-z]+$")
+    prefix: str = Field(pattern=r"^[A-Z]{3}$")  # of the ticket number: ADU-2026-7K3QF9
+    label: Text
+
+
+class Dimension(_Model):
+    id: str
+    label: Text
+
+
+class Category(_Model):
+    id: str
+    label: Text
+    dimension: str
+    urgent: bool = False
+    keywords: tuple[str, ...] = ()
+
+
+class Complaints(_Model):
+    verify_working_days: int = Field(3, ge=1)
+    follow_up_working_days: int = Field(5, ge=1)
+    holidays: tuple[date, ...] = ()
+    max_per_day: int = Field(3, ge=1)
+    kind: tuple[ComplaintKind, ...] = Field(min_length=1, max_length=3)
+    dimension: tuple[Dimension, ...] = Field(min_length=1)
+    category: tuple[Category, ...] = Field(min_length=1)
+
+
 AnyTopic = Service | Topic
 
 
@@ -262,6 +315,7 @@ class Content:
     language: Language
     messages: Mapping[Lang, Mapping[str, str]]
     survey: Survey | None = None
+    complaints: Complaints | None = None
     source: str = ""
 
     def msg(self, lang: Lang, key: str, **fields: str) -> str:
@@ -456,7 +510,11 @@ def load_content(root: Path | str | None = None) -> Content:
     survey_path = root / "survey.toml"
     survey = c.model(Survey, c.read(survey_path) or {}, survey_path)
 
+    complaints_path = root / "complaints.toml"
+    complaints = c.model(Complaints, c.read(complaints_path) or {}, complaints_path)
+
     content = Content(
+        complaints=complaints,
         survey=survey,
         services=services,
         topics=topics,
@@ -507,6 +565,10 @@ def _check_references(content: Content, root: Path, c: _Collector) -> None:
                     body = getattr(topic, section).get(lang)
                     _check_len(c, path, f"{section}.{lang}", body, WHATSAPP_BODY_MAX - 100)
         else:
+            menu_targets = {e.target for e in content.main_menu}
+            for link in topic.links:
+                if link not in menu_targets:
+                    c.add(path, f"{where}links", f"{link!r} is not a main-menu target")
             for lang in LANGS:
                 extra = _placeholders(topic.answer.get(lang)) - ANSWER_FIELDS
                 if extra:
@@ -552,6 +614,20 @@ def _check_references(content: Content, root: Path, c: _Collector) -> None:
                 for lang in LANGS:
                     _check_len(c, survey_path, f"profile[{f.id}].options[{i}].{lang}",
                                option.get(lang), BUTTON_LABEL_MAX)
+    complaints_path = root / "complaints.toml"
+    if content.complaints is not None:
+        dims = {d.id for d in content.complaints.dimension}
+        for cat in content.complaints.category:
+            if cat.dimension not in dims:
+                c.add(complaints_path, f"category[{cat.id}].dimension",
+                      f"unknown dimension {cat.dimension!r}")
+            for lang in LANGS:
+                _check_len(c, complaints_path, f"category[{cat.id}].label.{lang}",
+                           cat.label.get(lang), BUTTON_LABEL_MAX)
+        for ckind in content.complaints.kind:
+            for lang in LANGS:
+                _check_len(c, complaints_path, f"kind[{ckind.id}].label.{lang}",
+                           ckind.label.get(lang), BUTTON_LABEL_MAX)
     lang_path = root / "language.toml"
     for action in ("menu", "back", "cancel", "help", "lang", "stop"):
         if not content.language.commands.get(action):
@@ -580,7 +656,8 @@ def _check_references(content: Content, root: Path, c: _Collector) -> None:
             if got - MESSAGE_KEYS[key]:
                 c.add(path, key, f"unknown placeholder(s) {sorted(got - MESSAGE_KEYS[key])}; "
                       f"allowed: {sorted(MESSAGE_KEYS[key]) or 'none'}")
-            if key.startswith(("opt_", "lang_name_", "section_", "web_send", "wa_list_")):
+            if key.startswith(("opt_", "lang_name_", "section_", "web_send", "wa_list_",
+                               "when_", "identity_", "complaint_general")):
                 _check_len(c, path, key, text, BUTTON_LABEL_MAX)
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
-from flows import survey
+from flows import complaint, survey
 from flows.content import Content
 from flows.screens import Screen, Target, UnknownScreen, main_targets, render, topic_target
 from flows.types import (
@@ -18,8 +19,10 @@ from flows.types import (
     Attachment,
     Choice,
     Command,
+    ComplaintFiled,
     Effect,
     Event,
+    FileComplaint,
     Lang,
     Option,
     OptOut,
@@ -128,6 +131,10 @@ class _Turn:
             self.visit("survey")
         elif survey.is_action(target):
             self.answer_survey(target)
+        elif target == "complaint":
+            self.start_complaint(None)
+        elif complaint.is_action(target):
+            self.answer_complaint(target)
         elif target.startswith("lang:") and target[5:] in LANGS:
             lang: Lang = "en" if target == "lang:en" else "id"
             self.effects.append(SetLanguage(lang))
@@ -189,11 +196,107 @@ class _Turn:
         self.say(self.msg("survey_thanks"))
         self.go("menu")
 
+    # -- complaints ---------------------------------------------------------------------------
+
+    def start_complaint(self, kind: str | None) -> None:
+        if self.c.complaints is None:
+            self.visit("t:pengaduan")
+            return
+        data = {"kind": kind} if kind else {}
+        self.state = self.state.model_copy(update={"data": {**self.state.data,
+                                                            "complaint": data}})
+        self.visit("c:service" if kind else "complaint")
+
+    def _complaint(self) -> dict[str, Any]:
+        return dict(self.state.data.get("complaint", {}))
+
+    def _keep(self, data: dict[str, Any]) -> None:
+        self.state = self.state.model_copy(update={"data": {**self.state.data,
+                                                            "complaint": data}})
+
+    def answer_complaint(self, target: str) -> None:
+        data = self._complaint()
+        _, kind, *rest = target.split(":")
+        value = rest[0] if rest else ""
+        if kind == "k":
+            data["kind"], nxt = value, "c:service"
+        elif kind == "g" and value in self.c.groups:
+            services = self.c.groups[value].services
+            if len(services) == 1:
+                data["service"], nxt = services[0], "c:office"
+            else:
+                nxt = f"c:group:{value}"
+        elif kind == "s":
+            data["service"], nxt = value, "c:office"
+        elif kind == "o":
+            data["office"], nxt = value, "c:text"
+        elif kind == "w" and value in complaint.WHEN:
+            data["when"], nxt = value, "c:identity"
+        elif kind == "i" and value in complaint.IDENTITY:
+            data["identity"], nxt = value, "c:summary"
+        elif kind == "edit":
+            nxt = "c:text"
+        elif kind == "send":
+            self.file_complaint(data)
+            return
+        else:
+            nxt = self.state.screen or "complaint"
+        self._keep(data)
+        self.visit(nxt)
+
+    def complaint_text(self, text: str) -> None:
+        data = self._complaint()
+        if not text.strip():
+            self.repeat(self.msg("complaint_empty_text"))
+            return
+        data["text"] = text.strip()[:complaint.MAX_TEXT]
+        self._keep(data)
+        category = complaint.tag(data["text"], self.c)
+        if category is not None and category.urgent:  # asked to pay: say it is free at once
+            self.say(self.msg("free_note"))
+        self.visit("c:summary" if "identity" in data else "c:when")
+
+    def complaint_photo(self, ref: str) -> None:
+        data = self._complaint()
+        data["photos"] = [*data.get("photos", []), ref][:5]
+        self._keep(data)
+        self.repeat(self.msg("complaint_photo_kept"))
+
+    def file_complaint(self, data: dict[str, Any]) -> None:
+        need = ("kind", "service", "office", "text", "when", "identity")
+        missing = [k for k in need if k not in data]
+        if missing:  # e.g. an old summary button: ask for what is missing
+            steps = {"kind": "complaint", "service": "c:service", "office": "c:office",
+                     "text": "c:text", "when": "c:when", "identity": "c:identity"}
+            self.visit(steps[missing[0]])
+            return
+        category = complaint.tag(data["text"], self.c)
+        self.effects.append(FileComplaint(
+            kind=data["kind"], service=data["service"], office=data["office"],
+            text=data["text"], when=data["when"], identity=data["identity"],
+            category=category.id if category else "lainnya",
+            dimension=category.dimension if category else "responsiveness",
+            urgent=bool(category and category.urgent),
+            photos=tuple(data.get("photos", ()))))
+        self.state = self.state.model_copy(update={"screen": "c:filing", "options": ()})
+
+    def complaint_filed(self, event: ComplaintFiled) -> None:
+        rest = {k: v for k, v in self.state.data.items() if k != "complaint"}
+        self.state = self.state.model_copy(update={"data": rest, "back": ()})
+        if event.refused == "too_many":
+            self.say(self.msg("complaint_too_many", limit=str(event.limit)))
+        elif event.refused == "duplicate":
+            self.say(self.msg("complaint_duplicate", number=event.number or "-"))
+        else:
+            self.say(self.msg("complaint_filed", number=event.number or "-",
+                              due=event.due or "-"))
+        self.go("menu")
+
     def visit(self, screen_id: str, *, push: bool = True) -> None:
         """Render a screen, following redirects, and remember the way back."""
         for _ in range(MAX_HOPS):
             try:
-                screen = render(screen_id, self.lang, self.c)
+                screen = render(screen_id, self.lang, self.c, self.state.data)
             except UnknownScreen:
                 self.replies.append(Reply(self.msg("no_match")))
                 self.go("menu")
@@ -218,7 +321,7 @@ class _Turn:
         """Answer with `text` and the current screen's buttons again, so nobody is stuck."""
         screen_id = self.state.screen or "menu"
         try:
-            screen = render(screen_id, self.lang, self.c)
+            screen = render(screen_id, self.lang, self.c, self.state.data)
         except UnknownScreen:
             screen = render("menu", self.lang, self.c)
         if screen.redirect:
@@ -254,16 +357,26 @@ def step(state: State, event: Event, content: Content, options: Options | None =
             _on_text(turn, f"{event.name} {event.args}".strip())
     elif isinstance(event, Text):
         _on_text(turn, event.text)
+    elif isinstance(event, ComplaintFiled):
+        turn.complaint_filed(event)
     elif isinstance(event, Attachment):
-        if event.problem is not None:
-            key = f"attachment_{event.problem}"
-        elif event.kind == "location":
-            key = "location_received"
-        else:
-            key = "attachment_unsupported"
-        turn.repeat(turn.msg(key))
+        _on_attachment(turn, event)
     turn.state = turn.state.model_copy(update={"updated_at": event.at})
     return turn.finish()
+
+
+def _on_attachment(turn: _Turn, event: Attachment) -> None:
+    if (event.problem is None and event.ref and turn.state.screen == "c:text"
+            and event.kind in ("photo", "document")):
+        turn.complaint_photo(event.ref)  # kept with the complaint being written
+        return
+    if event.problem is not None:
+        key = f"attachment_{event.problem}"
+    elif event.kind == "location":
+        key = "location_received"
+    else:
+        key = "attachment_unsupported"
+    turn.repeat(turn.msg(key))
 
 
 def _command(content: Content, words: str) -> str | None:
@@ -300,7 +413,8 @@ def _on_text(turn: _Turn, raw: str) -> None:
     u = understander(turn.c)
     normalized = u.normalize(text)
     if not normalized:
-        turn.repeat(turn.msg("empty_text"))
+        turn.repeat(turn.msg("complaint_empty_text" if turn.state.screen == "c:text"
+                             else "empty_text"))
         return
     action = _command(turn.c, normalized) or _command(turn.c, text.strip().lower())
     if action is not None:
@@ -308,6 +422,9 @@ def _on_text(turn: _Turn, raw: str) -> None:
         return
     if turn.state.screen == "v:suggest" and not (normalized.isdigit() and turn.state.options):
         turn.finish_survey(text.strip())
+        return
+    if turn.state.screen == "c:text":
+        turn.complaint_text(text)
         return
     if normalized.isdigit() and turn.state.options:
         n = int(normalized)
@@ -322,6 +439,9 @@ def _on_text(turn: _Turn, raw: str) -> None:
             turn.say(render(f"t:{topic.id}", turn.lang, turn.c).text)
         turn.effects.append(TopicAsked(topic.id))
         turn.go("menu")
+    elif topic is not None and topic.id in ("pengaduan", "saran") and turn.c.complaints:
+        turn.effects.append(TopicAsked(topic.id))
+        turn.start_complaint("saran" if topic.id == "saran" else None)
     elif topic is not None:
         turn.visit(f"{'s' if topic.kind == 'service' else 't'}:{topic.id}")
     elif found.alternatives:

@@ -8,6 +8,7 @@ function of (screen, language, content) and "back" is just re-rendering an earli
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from flows.content import Content
 from flows.types import Lang, Venue
@@ -61,8 +62,11 @@ def topic_target(c: Content, lang: Lang, topic_id: str) -> Target:
     return Target(f"{prefix}:{topic_id}", topic.label.get(lang), desc)
 
 
-def render(screen: str, lang: Lang, c: Content) -> Screen:
-    """Render a screen id; raises `UnknownScreen` when content no longer has it."""
+def render(screen: str, lang: Lang, c: Content, data: dict[str, Any] | None = None) -> Screen:
+    """Render a screen id; raises `UnknownScreen` when content no longer has it.
+
+    `data` is the conversation's data, for the few screens that show what was entered.
+    """
     kind, _, ref = screen.partition(":")
     if screen == "menu":
         return Screen(c.msg(lang, "menu_intro"), main_targets(c, lang), menu=True)
@@ -105,6 +109,12 @@ def render(screen: str, lang: Lang, c: Content) -> Screen:
         from flows import survey  # the survey module builds on this one
 
         found = survey.render(screen, lang, c)
+        if found is not None:
+            return found
+    if screen == "complaint" or kind == "c":
+        from flows import complaint  # so does the complaint module
+
+        found = complaint.render(screen, lang, c, data or {})
         if found is not None:
             return found
     raise UnknownScreen(screen)
@@ -170,7 +180,8 @@ def _topic(ref: str, lang: Lang, c: Content) -> Screen:
                           o.latitude or 0.0, o.longitude or 0.0)
     if topic.kind == "smalltalk":
         return Screen(text, main_targets(c, lang))
-    return Screen(text, nav_targets(c, lang), venue=venue)
+    links = tuple(t for t in main_targets(c, lang) if t.to in topic.links)
+    return Screen(text, links + nav_targets(c, lang), venue=venue)
 
 
 def every_screen(c: Content) -> list[str]:
@@ -181,6 +192,6 @@ def every_screen(c: Content) -> list[str]:
         ids.append(f"s:{s}")
         ids += [f"s:{s}:{name}" for name in SECTIONS]
     ids += [f"t:{t}" for t in c.topics]
-    from flows import survey
+    from flows import complaint, survey
 
-    return ids + survey.screens(c)
+    return ids + survey.screens(c) + complaint.screens(c)

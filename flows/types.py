@@ -128,7 +128,18 @@ class Timeout:
     at: datetime
 
 
-Event = Text | Choice | Command | Attachment | Timeout
+@dataclass(frozen=True)
+class ComplaintFiled:
+    """The shell's answer to `FileComplaint`: the ticket number, or why it was refused."""
+
+    at: datetime
+    number: str | None
+    due: str | None = None  # the date staff must respond by, as the citizen reads it
+    refused: Literal["too_many", "duplicate"] | None = None
+    limit: int = 0
+
+
+Event = Text | Choice | Command | Attachment | Timeout | ComplaintFiled
 
 
 # --- effects: what the shell must do in the same transaction as the new state ---------------
@@ -161,7 +172,23 @@ class SubmitSurvey:
     suggestion: str | None = None
 
 
-Effect = SetLanguage | OptOut | TopicAsked | SubmitSurvey
+@dataclass(frozen=True)
+class FileComplaint:
+    """Create a ticket; the shell answers with a `ComplaintFiled` event."""
+
+    kind: str
+    service: str
+    office: str
+    text: str
+    when: str
+    identity: Literal["named", "confidential", "anonymous"]
+    category: str
+    dimension: str
+    urgent: bool = False
+    photos: tuple[str, ...] = ()
+
+
+Effect = SetLanguage | OptOut | TopicAsked | SubmitSurvey | FileComplaint
 
 
 class State(BaseModel):

@@ -246,3 +246,20 @@ def test_go_links_open_a_screen_from_anywhere(content: Content, clock: Clock) ->
     assert content.services["kk-baru"].bring.id in r.replies[-1].text
     bad = step(r.state, Choice("go:s:no-such-thing", clock.tick()), content)
     assert bad.state.screen == "menu"
+
+
+@pytest.mark.parametrize(("text", "category", "urgent"), [
+    ("Petugas minta uang 100 ribu", "biaya-pungli", True),
+    ("ada calo di depan kantor", "biaya-pungli", True),
+    ("antri lama sekali dari pagi", "antrean", False),
+    ("kursi di ruang tunggu kurang, panas", "sarana", False),
+    ("nama saya salah ketik di KK", "data-salah", False),
+    ("petugas kasar dan membentak", "sikap-petugas", False),
+    ("server mati terus, tidak bisa rekam", "sistem", False),
+    ("terima kasih pelayanannya bagus", "lainnya", False),
+])
+def test_complaint_tagging(text: str, category: str, urgent: bool, content: Content) -> None:
+    from flows.complaint import tag
+
+    found = tag(text, content)
+    assert found is not None and (found.id, found.urgent) == (category, urgent)

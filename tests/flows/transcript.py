@@ -9,6 +9,8 @@ by `render_transcript` and compared with the file. Input forms:
     > #stale 1      press button 1 of the reply *before* the newest one (an old menu)
     > !photo        send an attachment of that kind
     > @+45m         let 45 minutes pass before the next input (m or h)
+    > =filed ADU-2026-7K3QF9 5 Maret 2026     the shell's answer to FileComplaint
+    > =refused too_many 3 | =refused duplicate ADU-2026-7K3QF9
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ from datetime import timedelta
 
 from flows.content import Content
 from flows.engine import step
-from flows.types import Attachment, Choice, Command, Event, Reply, State, Text
+from flows.types import (
+    Attachment,
+    Choice,
+    Command,
+    ComplaintFiled,
+    Event,
+    Reply,
+    State,
+    Text,
+)
 from tests.conftest import T0
 
 
@@ -48,6 +59,14 @@ def render_transcript(inputs: list[str], content: Content) -> str:
 
 
 def _event(line: str, history: list[Reply], now) -> Event:  # type: ignore[no-untyped-def]
+    if line.startswith("=filed "):
+        _, number, due = line.split(" ", 2)
+        return ComplaintFiled(now, number, due)
+    if line.startswith("=refused "):
+        _, why, value = line.split(" ", 2)
+        if why == "too_many":
+            return ComplaintFiled(now, None, refused="too_many", limit=int(value))
+        return ComplaintFiled(now, value, refused="duplicate")
     if line.startswith("#stale "):
         return Choice(history[-2].options[int(line[7:]) - 1].id, now)
     if line.startswith("#"):
