@@ -36,6 +36,7 @@ from flows.types import (
     ComplaintFiled,
     Event,
     FileComplaint,
+    LookupTickets,
     OptOut,
     Reply,
     SetLanguage,
@@ -43,6 +44,7 @@ from flows.types import (
     Step,
     SubmitSurvey,
     Text,
+    TicketsFound,
 )
 
 log = logging.getLogger(__name__)
@@ -319,18 +321,24 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
     result = stepper(kind, payload, at, state)
     now = datetime.now(UTC)
     for _ in range(3):  # effects whose outcome the engine must hear about (bounded)
-        filing = next((e for e in result.effects if isinstance(e, FileComplaint)), None)
-        if filing is None or stepper.content.complaints is None:
+        asks = next((e for e in result.effects
+                     if isinstance(e, FileComplaint | LookupTickets)), None)
+        if asks is None or stepper.content.complaints is None:
             break
-        name = conn.execute(_NAME, {"cid": contact_id}).scalar()
-        filed = complaints.create(conn, contact_id, name, filing, stepper.content, stepper.tz,
-                                  now)
-        follow = stepper.event(result.state, ComplaintFiled(
-            at, filed.number,
-            complaints.due_text(filed.due, result.state.lang) if filed.due else None,
-            filed.refused, filed.limit))  # type: ignore[arg-type]
+        answer: Event
+        if isinstance(asks, FileComplaint):
+            name = conn.execute(_NAME, {"cid": contact_id}).scalar()
+            filed = complaints.create(conn, contact_id, name, asks, stepper.content,
+                                      stepper.tz, now)
+            answer = ComplaintFiled(
+                at, filed.number,
+                complaints.due_text(filed.due, result.state.lang) if filed.due else None,
+                filed.refused, filed.limit)  # type: ignore[arg-type]
+        else:
+            answer = TicketsFound(at, complaints.followed(conn, contact_id, result.state.lang))
+        follow = stepper.event(result.state, answer)
         result = Step(follow.state, result.replies + follow.replies,
-                      tuple(e for e in result.effects if e is not filing) + follow.effects)
+                      tuple(e for e in result.effects if e is not asks) + follow.effects)
     new_state = result.state.model_dump(mode="json")
     if saved is None:
         conn.execute(insert(conversation_t), {

@@ -111,6 +111,9 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
         "complaint_too_many": ("limit",),
         "complaint_duplicate": ("number",),
         "complaint_empty_text": (),
+        "tickets_none": (),
+        "tickets_list": ("tickets",),
+        "ticket_line": ("number", "kind", "state", "date"),
         "stale_button": (),
         "unknown_fact": (),
         "office_entry": ("name", "address", "phone", "whatsapp", "hours"),
@@ -289,6 +292,12 @@ class Category(_Model):
     keywords: tuple[str, ...] = ()
 
 
+class TicketState(_Model):
+    id: str = Field(pattern=r"^[a-z-]+$")
+    type: Literal["open", "closed"]
+    label: Text
+
+
 class Complaints(_Model):
     verify_working_days: int = Field(3, ge=1)
     follow_up_working_days: int = Field(5, ge=1)
@@ -297,6 +306,7 @@ class Complaints(_Model):
     kind: tuple[ComplaintKind, ...] = Field(min_length=1, max_length=3)
     dimension: tuple[Dimension, ...] = Field(min_length=1)
     category: tuple[Category, ...] = Field(min_length=1)
+    state: tuple[TicketState, ...] = Field(min_length=2)
 
 
 AnyTopic = Service | Topic

@@ -24,6 +24,7 @@ from flows.types import (
     Event,
     FileComplaint,
     Lang,
+    LookupTickets,
     Option,
     OptOut,
     Reply,
@@ -32,6 +33,7 @@ from flows.types import (
     Step,
     SubmitSurvey,
     Text,
+    TicketsFound,
     Timeout,
     TopicAsked,
 )
@@ -292,6 +294,19 @@ class _Turn:
                               due=event.due or "-"))
         self.go("menu")
 
+    def list_tickets(self, event: TicketsFound) -> None:
+        cc = self.c.complaints
+        if not event.tickets or cc is None:
+            self.show(Screen(self.msg("tickets_none"), main_targets(self.c, self.lang)))
+            return
+        kinds = {k.id: k.label.get(self.lang) for k in cc.kind}
+        states = {s.id: s.label.get(self.lang) for s in cc.state}
+        lines = "\n".join(
+            self.msg("ticket_line", number=number, kind=kinds.get(kind, kind),
+                     state=states.get(state, state), date=sent)
+            for number, kind, state, sent in event.tickets)
+        self.show(Screen(self.msg("tickets_list", tickets=lines), main_targets(self.c, self.lang)))
+
     def visit(self, screen_id: str, *, push: bool = True) -> None:
         """Render a screen, following redirects, and remember the way back."""
         for _ in range(MAX_HOPS):
@@ -359,6 +374,8 @@ def step(state: State, event: Event, content: Content, options: Options | None =
         _on_text(turn, event.text)
     elif isinstance(event, ComplaintFiled):
         turn.complaint_filed(event)
+    elif isinstance(event, TicketsFound):
+        turn.list_tickets(event)
     elif isinstance(event, Attachment):
         _on_attachment(turn, event)
     turn.state = turn.state.model_copy(update={"updated_at": event.at})
@@ -439,6 +456,8 @@ def _on_text(turn: _Turn, raw: str) -> None:
             turn.say(render(f"t:{topic.id}", turn.lang, turn.c).text)
         turn.effects.append(TopicAsked(topic.id))
         turn.go("menu")
+    elif topic is not None and topic.id == "tiket" and turn.c.complaints:
+        turn.effects.append(LookupTickets())
     elif topic is not None and topic.id in ("pengaduan", "saran") and turn.c.complaints:
         turn.effects.append(TopicAsked(topic.id))
         turn.start_complaint("saran" if topic.id == "saran" else None)

@@ -139,7 +139,15 @@ class ComplaintFiled:
     limit: int = 0
 
 
-Event = Text | Choice | Command | Attachment | Timeout | ComplaintFiled
+@dataclass(frozen=True)
+class TicketsFound:
+    """The shell's answer to `LookupTickets`: (number, kind, state, sent on) newest first."""
+
+    at: datetime
+    tickets: tuple[tuple[str, str, str, str], ...]
+
+
+Event = Text | Choice | Command | Attachment | Timeout | ComplaintFiled | TicketsFound
 
 
 # --- effects: what the shell must do in the same transaction as the new state ---------------
@@ -188,7 +196,12 @@ class FileComplaint:
     photos: tuple[str, ...] = ()
 
 
-Effect = SetLanguage | OptOut | TopicAsked | SubmitSurvey | FileComplaint
+@dataclass(frozen=True)
+class LookupTickets:
+    """List the tickets this chat follows; the shell answers with `TicketsFound`."""
+
+
+Effect = SetLanguage | OptOut | TopicAsked | SubmitSurvey | FileComplaint | LookupTickets
 
 
 class State(BaseModel):

@@ -101,3 +101,16 @@ def due_text(due: date, lang: str) -> str:
     if lang == "en":
         return due.strftime("%d %B %Y").lstrip("0")
     return f"{due.day} {MONTHS_ID[due.month - 1]} {due.year}"
+
+
+def followed(conn: Connection, contact_id: int, lang: str,
+             limit: int = 10) -> tuple[tuple[str, str, str, str], ...]:
+    """The tickets this chat follows, newest first: (number, kind, state, sent on)."""
+    rows = conn.execute(
+        select(complaint_t.c.number, complaint_t.c.kind, complaint_t.c.state,
+               complaint_t.c.created_at)
+        .join(follower_t, follower_t.c.complaint_id == complaint_t.c.id)
+        .where(follower_t.c.contact_id == contact_id)
+        .order_by(complaint_t.c.id.desc()).limit(limit)
+    ).all()
+    return tuple((r.number, r.kind, r.state, due_text(r.created_at.date(), lang)) for r in rows)

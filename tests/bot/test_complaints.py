@@ -24,10 +24,10 @@ async def _file(lontar: Lontar, who: str, story: str, identity: str, start: int 
         await _say(lontar, who, start + i, text)
 
 
-def _last_text(lontar: Lontar) -> str:
+def _last_text(lontar: Lontar, rows_back: int = 2) -> str:
     with lontar.db.session() as s:
         rows = s.exec(select(Outbox).order_by(Outbox.id)).all()  # type: ignore[arg-type]
-    return "\n".join(r.payload["text"] for r in rows[-2:])
+    return "\n".join(r.payload["text"] for r in rows[-rows_back:])
 
 
 async def test_named_complaint_gets_a_ticket(lontar: Lontar) -> None:
@@ -72,3 +72,18 @@ def test_working_days() -> None:
     assert add_working_days(friday, 3, frozenset()) == date(2026, 3, 11)  # Mon, Tue, Wed
     holiday = frozenset({date(2026, 3, 9)})
     assert add_working_days(friday, 3, holiday) == date(2026, 3, 12)
+
+
+async def test_tiket_lists_what_this_chat_follows(lontar: Lontar) -> None:
+    await _say(lontar, "w4", 0, "/start")
+    await lontar.inbox.handle(Inbound("web", "w4", "w4-cmd", "command", {"name": "tiket"}))
+    assert "belum pernah" in _last_text(lontar)
+    await _file(lontar, "w4", "Antrean lama", "3", 10)  # anonymous: still followed
+    await _file(lontar, "w5", "Toilet kotor", "1", 10)  # someone else's
+    await _say(lontar, "w4", 30, "cek pengaduan")
+    with lontar.db.session() as s:
+        mine = s.exec(select(Complaint).where(Complaint.text == "Antrean lama")).one()
+        theirs = s.exec(select(Complaint).where(Complaint.text == "Toilet kotor")).one()
+    listing = _last_text(lontar, rows_back=1)
+    assert mine.number in listing and theirs.number not in listing
+    assert "Baru" in listing

@@ -11,6 +11,7 @@ by `render_transcript` and compared with the file. Input forms:
     > @+45m         let 45 minutes pass before the next input (m or h)
     > =filed ADU-2026-7K3QF9 5 Maret 2026     the shell's answer to FileComplaint
     > =refused too_many 3 | =refused duplicate ADU-2026-7K3QF9
+    > =tickets ADU-2026-7K3QF9:pengaduan:baru:2 Maret 2026,...   the shell's ticket list
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from flows.types import (
     Reply,
     State,
     Text,
+    TicketsFound,
 )
 from tests.conftest import T0
 
@@ -62,6 +64,9 @@ def _event(line: str, history: list[Reply], now) -> Event:  # type: ignore[no-un
     if line.startswith("=filed "):
         _, number, due = line.split(" ", 2)
         return ComplaintFiled(now, number, due)
+    if line.startswith("=tickets"):
+        items = [t.split(":") for t in line[9:].split(",") if t]
+        return TicketsFound(now, tuple((a, b, c, d) for a, b, c, d in items))
     if line.startswith("=refused "):
         _, why, value = line.split(" ", 2)
         if why == "too_many":
