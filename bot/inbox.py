@@ -330,12 +330,14 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
             name = conn.execute(_NAME, {"cid": contact_id}).scalar()
             filed = complaints.create(conn, contact_id, name, asks, stepper.content,
                                       stepper.tz, now)
+            lang = result.state.lang
             answer = ComplaintFiled(
                 at, filed.number,
-                complaints.due_text(filed.due, result.state.lang) if filed.due else None,
+                stepper.content.format_date(lang, filed.due) if filed.due else None,
                 filed.refused, filed.limit)  # type: ignore[arg-type]
         else:
-            answer = TicketsFound(at, complaints.followed(conn, contact_id, result.state.lang))
+            answer = TicketsFound(at, complaints.followed(conn, contact_id, stepper.content,
+                                                          result.state.lang, stepper.tz))
         follow = stepper.event(result.state, answer)
         result = Step(follow.state, result.replies + follow.replies,
                       tuple(e for e in result.effects if e is not asks) + follow.effects)

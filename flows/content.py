@@ -111,6 +111,7 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
         "complaint_too_many": ("limit",),
         "complaint_duplicate": ("number",),
         "complaint_empty_text": (),
+        "months": (),
         "tickets_none": (),
         "tickets_list": ("tickets",),
         "ticket_line": ("number", "kind", "state", "date"),
@@ -332,6 +333,11 @@ class Content:
         """A UI string; placeholders are filled with `str.format`."""
         text = self.messages[lang][key]
         return text.format(**fields) if fields else text
+
+    def format_date(self, lang: Lang, day: date) -> str:
+        """A date as citizens read it: 25 November 2026."""
+        months = self.messages[lang]["months"].split(",")
+        return f"{day.day} {months[day.month - 1].strip()} {day.year}"
 
     def topic(self, topic_id: str) -> AnyTopic | None:
         return self.services.get(topic_id) or self.topics.get(topic_id)
@@ -663,6 +669,8 @@ def _check_references(content: Content, root: Path, c: _Collector) -> None:
             except ValueError as exc:
                 c.add(path, key, f"broken placeholder: {exc}")
                 continue
+            if key == "months" and len(text.split(",")) != 12:
+                c.add(path, key, "needs the 12 month names separated by commas")
             if got - MESSAGE_KEYS[key]:
                 c.add(path, key, f"unknown placeholder(s) {sorted(got - MESSAGE_KEYS[key])}; "
                       f"allowed: {sorted(MESSAGE_KEYS[key]) or 'none'}")

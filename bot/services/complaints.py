@@ -18,15 +18,13 @@ from sqlalchemy import Connection, func, insert, select
 
 from bot.models import Complaint, ComplaintFollower
 from flows.content import Content
-from flows.types import FileComplaint
+from flows.types import FileComplaint, Lang
 
 log = logging.getLogger(__name__)
 
 complaint_t = Complaint.__table__  # type: ignore[attr-defined]
 follower_t = ComplaintFollower.__table__  # type: ignore[attr-defined]
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-MONTHS_ID = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
-             "September", "Oktober", "November", "Desember")
 
 
 @dataclass(frozen=True)
@@ -97,13 +95,9 @@ def create(conn: Connection, contact_id: int, display_name: str | None, effect: 
     return Filed(number, due)
 
 
-def due_text(due: date, lang: str) -> str:
-    if lang == "en":
-        return due.strftime("%d %B %Y").lstrip("0")
-    return f"{due.day} {MONTHS_ID[due.month - 1]} {due.year}"
 
 
-def followed(conn: Connection, contact_id: int, lang: str,
+def followed(conn: Connection, contact_id: int, content: Content, lang: Lang, tz: ZoneInfo,
              limit: int = 10) -> tuple[tuple[str, str, str, str], ...]:
     """The tickets this chat follows, newest first: (number, kind, state, sent on)."""
     rows = conn.execute(
@@ -113,4 +107,5 @@ def followed(conn: Connection, contact_id: int, lang: str,
         .where(follower_t.c.contact_id == contact_id)
         .order_by(complaint_t.c.id.desc()).limit(limit)
     ).all()
-    return tuple((r.number, r.kind, r.state, due_text(r.created_at.date(), lang)) for r in rows)
+    return tuple((r.number, r.kind, r.state,
+                  content.format_date(lang, r.created_at.astimezone(tz).date())) for r in rows)
