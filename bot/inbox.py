@@ -355,7 +355,7 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
         elif isinstance(effect, OptOut):
             changes.update(opted_in=False, opted_out_at=now)
         elif isinstance(effect, SubmitSurvey):
-            survey.store(conn, effect, at.date())
+            survey.store(conn, effect, at.astimezone(stepper.tz).date())  # office day
     if changes:
         conn.execute(update(contact_t).where(contact_t.c.id == contact_id).values(**changes))
     if result.replies:

@@ -87,3 +87,12 @@ async def test_tiket_lists_what_this_chat_follows(lontar: Lontar) -> None:
     listing = _last_text(lontar, rows_back=1)
     assert mine.number in listing and theirs.number not in listing
     assert "Baru" in listing
+
+
+async def test_long_or_hostile_story_is_kept_safely(lontar: Lontar) -> None:
+    story = "<script>alert('x')</script> antri " + "sangat lama " * 2000
+    await _file(lontar, "w6", story, "1")
+    with lontar.db.session() as s:
+        ticket = s.exec(select(Complaint)).one()
+    assert len(ticket.text) == 2000 and ticket.text.startswith("<script>")  # stored as text
+    assert ticket.category == "antrean"
