@@ -25,7 +25,13 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.db import Database
-from bot.models import PRIORITY_REPLY, Contact, Conversation, InboundMessage, Outbox
+from bot.models import (
+    PRIORITY_REPLY,
+    contact_t,
+    conversation_t,
+    inbound_t,
+    outbox_t,
+)
 from bot.services import complaints, survey
 from flows.content import Content
 from flows.engine import Options, step
@@ -55,10 +61,6 @@ InboundKind = Literal["text", "choice", "command", "attachment"]
 # it spares a write on most turns of a conversation.
 SEEN_PRECISION = timedelta(minutes=1)
 
-contact_t = Contact.__table__  # type: ignore[attr-defined]
-conversation_t = Conversation.__table__  # type: ignore[attr-defined]
-inbound_t = InboundMessage.__table__  # type: ignore[attr-defined]
-outbox_t = Outbox.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

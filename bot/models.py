@@ -151,3 +151,13 @@ class ComplaintFollower(SQLModel, table=True):
     complaint_id: int = Field(foreign_key="complaint.id", primary_key=True)
     contact_id: int = Field(foreign_key="contact.id", primary_key=True, index=True)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# Core handles on the tables, for the hot paths that skip the ORM (see bot/db.py).
+contact_t = Contact.__table__  # type: ignore[attr-defined]
+conversation_t = Conversation.__table__  # type: ignore[attr-defined]
+inbound_t = InboundMessage.__table__  # type: ignore[attr-defined]
+outbox_t = Outbox.__table__  # type: ignore[attr-defined]
+survey_t = SurveyResponse.__table__  # type: ignore[attr-defined]
+complaint_t = Complaint.__table__  # type: ignore[attr-defined]
+follower_t = ComplaintFollower.__table__  # type: ignore[attr-defined]

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Row, bindparam, select, update
 from sqlmodel import Session, col
 
 from bot.db import Database
-from bot.models import PRIORITY_BROADCAST, PRIORITY_REPLY, Contact, Outbox
+from bot.models import PRIORITY_BROADCAST, PRIORITY_REPLY, Contact, Outbox, contact_t, outbox_t
 from flows.types import Reply
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,6 @@ PENDING, SENDING, SENT, FAILED, UNSENDABLE = "pending", "sending", "sent", "fail
 
 # --- pull channels (SQLAlchemy Core on a connection: the web chat's hot path) -------------
 
-outbox_t = Outbox.__table__  # type: ignore[attr-defined]
 
 
 _AFTER = (
@@ -311,7 +310,8 @@ class OutboxWorker:
             row.status = FAILED
             self.stats.failed += 1
         if exc.blocked or exc.opted_out:
-            mark_contact(session, contact_id, blocked=exc.blocked, opted_out=exc.opted_out)
+            mark_contact(session.connection(), contact_id, blocked=exc.blocked,
+                         opted_out=exc.opted_out)
         session.add(row)
         session.commit()
         return delay
@@ -367,15 +367,14 @@ def _record_sent(conn: Connection, row_id: int, delivered: Delivered) -> None:
                          "pmid": delivered.platform_id, "template": delivered.template})
 
 
-def mark_contact(session: Session, contact_id: int, *, blocked: bool = False,
+def mark_contact(conn: Connection, contact_id: int, *, blocked: bool = False,
                  opted_out: bool = False) -> None:
     """A platform said the contact is unreachable (blocked) or wants no outreach."""
-    contact = session.get(Contact, contact_id)
-    if contact is None:
-        return
     now = datetime.now(UTC)
-    if blocked and contact.blocked_at is None:
-        contact.blocked_at = now
+    if blocked:
+        conn.execute(update(contact_t).where(contact_t.c.id == contact_id,
+                                             contact_t.c.blocked_at.is_(None))
+                     .values(blocked_at=now))
     if opted_out:
-        contact.opted_in, contact.opted_out_at = False, now
-    session.add(contact)
+        conn.execute(update(contact_t).where(contact_t.c.id == contact_id)
+                     .values(opted_in=False, opted_out_at=now))

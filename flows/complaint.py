@@ -9,11 +9,14 @@ here from content keywords, so it is the same on every channel and staff can cor
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flows.content import Category, Content
-from flows.screens import Screen, Target, nav_targets
-from flows.types import Lang
+from flows.screens import Screen, Target, main_targets, nav_targets
+from flows.types import ComplaintFiled, FileComplaint, Lang, TicketsFound
+
+if TYPE_CHECKING:  # the engine drives these flows; it imports them, not the other way
+    from flows.engine import Turn
 
 ACTIONS = ("k", "g", "s", "o", "w", "i", "send", "edit")
 WHEN = ("today", "week", "earlier")
@@ -105,3 +108,114 @@ def screens(c: Content) -> list[str]:
         return []
     return ["complaint", "c:service", "c:office", "c:text", "c:when", "c:identity",
             "c:summary"] + [f"c:group:{g}" for g in c.groups]
+
+
+# -- answering: the engine calls these with its turn ------------------------------------
+
+
+def start(turn: Turn, kind: str | None) -> None:
+    if turn.c.complaints is None:
+        turn.visit("t:pengaduan")
+        return
+    data = {"kind": kind} if kind else {}
+    turn.state = turn.state.model_copy(update={"data": {**turn.state.data,
+                                                        "complaint": data}})
+    turn.visit("c:service" if kind else "complaint")
+
+def _data(turn: Turn) -> dict[str, Any]:
+    return dict(turn.state.data.get("complaint", {}))
+
+def _keep(turn: Turn, data: dict[str, Any]) -> None:
+    turn.state = turn.state.model_copy(update={"data": {**turn.state.data,
+                                                        "complaint": data}})
+
+def answer(turn: Turn, target: str) -> None:
+    data = _data(turn)
+    _, kind, *rest = target.split(":")
+    value = rest[0] if rest else ""
+    if kind == "k":
+        data["kind"], nxt = value, "c:service"
+    elif kind == "g" and value in turn.c.groups:
+        services = turn.c.groups[value].services
+        if len(services) == 1:
+            data["service"], nxt = services[0], "c:office"
+        else:
+            nxt = f"c:group:{value}"
+    elif kind == "s":
+        data["service"], nxt = value, "c:office"
+    elif kind == "o":
+        data["office"], nxt = value, "c:text"
+    elif kind == "w" and value in WHEN:
+        data["when"], nxt = value, "c:identity"
+    elif kind == "i" and value in IDENTITY:
+        data["identity"], nxt = value, "c:summary"
+    elif kind == "edit":
+        nxt = "c:text"
+    elif kind == "send":
+        file(turn, data)
+        return
+    else:
+        nxt = turn.state.screen or "complaint"
+    _keep(turn, data)
+    turn.visit(nxt)
+
+def on_text(turn: Turn, text: str) -> None:
+    data = _data(turn)
+    if not text.strip():
+        turn.repeat(turn.msg("complaint_empty_text"))
+        return
+    data["text"] = text.strip()[:MAX_TEXT]
+    _keep(turn, data)
+    category = tag(data["text"], turn.c)
+    if category is not None and category.urgent:  # asked to pay: say it is free at once
+        turn.say(turn.msg("free_note"))
+    turn.visit("c:summary" if "identity" in data else "c:when")
+
+def on_photo(turn: Turn, ref: str) -> None:
+    data = _data(turn)
+    data["photos"] = [*data.get("photos", []), ref][:5]
+    _keep(turn, data)
+    turn.repeat(turn.msg("complaint_photo_kept"))
+
+def file(turn: Turn, data: dict[str, Any]) -> None:
+    need = ("kind", "service", "office", "text", "when", "identity")
+    missing = [k for k in need if k not in data]
+    if missing:  # e.g. an old summary button: ask for what is missing
+        steps = {"kind": "complaint", "service": "c:service", "office": "c:office",
+                 "text": "c:text", "when": "c:when", "identity": "c:identity"}
+        turn.visit(steps[missing[0]])
+        return
+    category = tag(data["text"], turn.c)
+    turn.effects.append(FileComplaint(
+        kind=data["kind"], service=data["service"], office=data["office"],
+        text=data["text"], when=data["when"], identity=data["identity"],
+        category=category.id if category else "lainnya",
+        dimension=category.dimension if category else "responsiveness",
+        urgent=bool(category and category.urgent),
+        photos=tuple(data.get("photos", ()))))
+    turn.state = turn.state.model_copy(update={"screen": "c:filing", "options": ()})
+
+def filed(turn: Turn, event: ComplaintFiled) -> None:
+    rest = {k: v for k, v in turn.state.data.items() if k != "complaint"}
+    turn.state = turn.state.model_copy(update={"data": rest, "back": ()})
+    if event.refused == "too_many":
+        turn.say(turn.msg("complaint_too_many", limit=str(event.limit)))
+    elif event.refused == "duplicate":
+        turn.say(turn.msg("complaint_duplicate", number=event.number or "-"))
+    else:
+        turn.say(turn.msg("complaint_filed", number=event.number or "-",
+                          due=event.due or "-"))
+    turn.go("menu")
+
+def list_tickets(turn: Turn, event: TicketsFound) -> None:
+    cc = turn.c.complaints
+    if not event.tickets or cc is None:
+        turn.show(Screen(turn.msg("tickets_none"), main_targets(turn.c, turn.lang)))
+        return
+    kinds = {k.id: k.label.get(turn.lang) for k in cc.kind}
+    states = {s.id: s.label.get(turn.lang) for s in cc.state}
+    lines = "\n".join(
+        turn.msg("ticket_line", number=number, kind=kinds.get(kind, kind),
+                 state=states.get(state, state), date=sent)
+        for number, kind, state, sent in event.tickets)
+    turn.show(Screen(turn.msg("tickets_list", tickets=lines), main_targets(turn.c, turn.lang)))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
 
 from flows import complaint, survey
 from flows.content import Content
@@ -22,7 +21,6 @@ from flows.types import (
     ComplaintFiled,
     Effect,
     Event,
-    FileComplaint,
     Lang,
     LookupTickets,
     Option,
@@ -31,7 +29,6 @@ from flows.types import (
     SetLanguage,
     State,
     Step,
-    SubmitSurvey,
     Text,
     TicketsFound,
     Timeout,
@@ -51,7 +48,7 @@ class Options:
     idle_timeout: timedelta = timedelta(minutes=30)
 
 
-class _Turn:
+class Turn:
     """Accumulates one turn's replies and effects while the state evolves."""
 
     def __init__(self, state: State, content: Content):
@@ -132,11 +129,11 @@ class _Turn:
             self.state = st.model_copy(update={"data": {**st.data, "survey": {}}})
             self.visit("survey")
         elif survey.is_action(target):
-            self.answer_survey(target)
+            survey.answer(self, target)
         elif target == "complaint":
-            self.start_complaint(None)
+            complaint.start(self, None)
         elif complaint.is_action(target):
-            self.answer_complaint(target)
+            complaint.answer(self, target)
         elif target.startswith("lang:") and target[5:] in LANGS:
             lang: Lang = "en" if target == "lang:en" else "id"
             self.effects.append(SetLanguage(lang))
@@ -145,167 +142,6 @@ class _Turn:
             self.go("menu")
         else:
             self.visit(target)
-
-    def answer_survey(self, target: str) -> None:
-        """Record one survey answer in the conversation's data and show the next question."""
-        c = self.c
-        if c.survey is None:
-            self.go("menu")
-            return
-        data = dict(self.state.data.get("survey", {}))
-        _, kind, *rest = target.split(":")
-        nxt = "v:suggest"
-        if kind == "o":
-            data["office"], nxt = rest[0], "v:q:1"
-        elif kind == "a" and len(rest) == 2 and rest[0].isdigit() and rest[1] in "1234":
-            n = int(rest[0])
-            data["answers"] = {**data.get("answers", {}), f"U{n}": int(rest[1])}
-            nxt = f"v:q:{n + 1}" if n < len(c.survey.unsur) else (
-                "v:profile" if c.survey.profile else "v:suggest")
-        elif kind == "p" and rest == ["yes"] and c.survey.profile:
-            nxt = "v:pf:0"
-        elif kind == "f" and len(rest) == 2 and rest[0].isdigit() and rest[1].isdigit():
-            i, k = int(rest[0]), int(rest[1])
-            if i < len(c.survey.profile) and k < len(c.survey.profile[i].options):
-                field = c.survey.profile[i]
-                data["profile"] = {**data.get("profile", {}),
-                                   field.id: field.options[k].id}
-                if i + 1 < len(c.survey.profile):
-                    nxt = f"v:pf:{i + 1}"
-        elif kind == "s":
-            self.state = self.state.model_copy(update={"data": {**self.state.data,
-                                                                "survey": data}})
-            self.finish_survey(None)
-            return
-        self.state = self.state.model_copy(update={"data": {**self.state.data, "survey": data}})
-        self.visit(nxt)
-
-    def finish_survey(self, suggestion: str | None) -> None:
-        data = self.state.data.get("survey", {})
-        answers = data.get("answers", {})
-        missing = [u.id for u in (self.c.survey.unsur if self.c.survey else ())
-                   if u.id not in answers]
-        if missing:  # reached the end by "back" and skipping: ask what is missing
-            self.visit(f"v:q:{int(missing[0][1:])}")
-            return
-        self.effects.append(SubmitSurvey(
-            office=data.get("office"),
-            answers=tuple(sorted((k, int(v)) for k, v in answers.items())),
-            profile=tuple(sorted(data.get("profile", {}).items())),
-            suggestion=suggestion))
-        rest = {k: v for k, v in self.state.data.items() if k != "survey"}
-        self.state = self.state.model_copy(update={"data": rest, "back": ()})
-        self.say(self.msg("survey_thanks"))
-        self.go("menu")
-
-    # -- complaints ---------------------------------------------------------------------------
-
-    def start_complaint(self, kind: str | None) -> None:
-        if self.c.complaints is None:
-            self.visit("t:pengaduan")
-            return
-        data = {"kind": kind} if kind else {}
-        self.state = self.state.model_copy(update={"data": {**self.state.data,
-                                                            "complaint": data}})
-        self.visit("c:service" if kind else "complaint")
-
-    def _complaint(self) -> dict[str, Any]:
-        return dict(self.state.data.get("complaint", {}))
-
-    def _keep(self, data: dict[str, Any]) -> None:
-        self.state = self.state.model_copy(update={"data": {**self.state.data,
-                                                            "complaint": data}})
-
-    def answer_complaint(self, target: str) -> None:
-        data = self._complaint()
-        _, kind, *rest = target.split(":")
-        value = rest[0] if rest else ""
-        if kind == "k":
-            data["kind"], nxt = value, "c:service"
-        elif kind == "g" and value in self.c.groups:
-            services = self.c.groups[value].services
-            if len(services) == 1:
-                data["service"], nxt = services[0], "c:office"
-            else:
-                nxt = f"c:group:{value}"
-        elif kind == "s":
-            data["service"], nxt = value, "c:office"
-        elif kind == "o":
-            data["office"], nxt = value, "c:text"
-        elif kind == "w" and value in complaint.WHEN:
-            data["when"], nxt = value, "c:identity"
-        elif kind == "i" and value in complaint.IDENTITY:
-            data["identity"], nxt = value, "c:summary"
-        elif kind == "edit":
-            nxt = "c:text"
-        elif kind == "send":
-            self.file_complaint(data)
-            return
-        else:
-            nxt = self.state.screen or "complaint"
-        self._keep(data)
-        self.visit(nxt)
-
-    def complaint_text(self, text: str) -> None:
-        data = self._complaint()
-        if not text.strip():
-            self.repeat(self.msg("complaint_empty_text"))
-            return
-        data["text"] = text.strip()[:complaint.MAX_TEXT]
-        self._keep(data)
-        category = complaint.tag(data["text"], self.c)
-        if category is not None and category.urgent:  # asked to pay: say it is free at once
-            self.say(self.msg("free_note"))
-        self.visit("c:summary" if "identity" in data else "c:when")
-
-    def complaint_photo(self, ref: str) -> None:
-        data = self._complaint()
-        data["photos"] = [*data.get("photos", []), ref][:5]
-        self._keep(data)
-        self.repeat(self.msg("complaint_photo_kept"))
-
-    def file_complaint(self, data: dict[str, Any]) -> None:
-        need = ("kind", "service", "office", "text", "when", "identity")
-        missing = [k for k in need if k not in data]
-        if missing:  # e.g. an old summary button: ask for what is missing
-            steps = {"kind": "complaint", "service": "c:service", "office": "c:office",
-                     "text": "c:text", "when": "c:when", "identity": "c:identity"}
-            self.visit(steps[missing[0]])
-            return
-        category = complaint.tag(data["text"], self.c)
-        self.effects.append(FileComplaint(
-            kind=data["kind"], service=data["service"], office=data["office"],
-            text=data["text"], when=data["when"], identity=data["identity"],
-            category=category.id if category else "lainnya",
-            dimension=category.dimension if category else "responsiveness",
-            urgent=bool(category and category.urgent),
-            photos=tuple(data.get("photos", ()))))
-        self.state = self.state.model_copy(update={"screen": "c:filing", "options": ()})
-
-    def complaint_filed(self, event: ComplaintFiled) -> None:
-        rest = {k: v for k, v in self.state.data.items() if k != "complaint"}
-        self.state = self.state.model_copy(update={"data": rest, "back": ()})
-        if event.refused == "too_many":
-            self.say(self.msg("complaint_too_many", limit=str(event.limit)))
-        elif event.refused == "duplicate":
-            self.say(self.msg("complaint_duplicate", number=event.number or "-"))
-        else:
-            self.say(self.msg("complaint_filed", number=event.number or "-",
-                              due=event.due or "-"))
-        self.go("menu")
-
-    def list_tickets(self, event: TicketsFound) -> None:
-        cc = self.c.complaints
-        if not event.tickets or cc is None:
-            self.show(Screen(self.msg("tickets_none"), main_targets(self.c, self.lang)))
-            return
-        kinds = {k.id: k.label.get(self.lang) for k in cc.kind}
-        states = {s.id: s.label.get(self.lang) for s in cc.state}
-        lines = "\n".join(
-            self.msg("ticket_line", number=number, kind=kinds.get(kind, kind),
-                     state=states.get(state, state), date=sent)
-            for number, kind, state, sent in event.tickets)
-        self.show(Screen(self.msg("tickets_list", tickets=lines), main_targets(self.c, self.lang)))
 
     def visit(self, screen_id: str, *, push: bool = True) -> None:
         """Render a screen, following redirects, and remember the way back."""
@@ -354,7 +190,7 @@ def step(state: State, event: Event, content: Content, options: Options | None =
     opts = options or Options()
     if isinstance(event, Timeout):
         return Step(State(lang=state.lang, seq=state.seq, updated_at=event.at))
-    turn = _Turn(state, content)
+    turn = Turn(state, content)
     if state.updated_at is None:
         turn.say(turn.msg("welcome"))
         turn.greeted = True
@@ -373,19 +209,19 @@ def step(state: State, event: Event, content: Content, options: Options | None =
     elif isinstance(event, Text):
         _on_text(turn, event.text)
     elif isinstance(event, ComplaintFiled):
-        turn.complaint_filed(event)
+        complaint.filed(turn, event)
     elif isinstance(event, TicketsFound):
-        turn.list_tickets(event)
+        complaint.list_tickets(turn, event)
     elif isinstance(event, Attachment):
         _on_attachment(turn, event)
     turn.state = turn.state.model_copy(update={"updated_at": event.at})
     return turn.finish()
 
 
-def _on_attachment(turn: _Turn, event: Attachment) -> None:
+def _on_attachment(turn: Turn, event: Attachment) -> None:
     if (event.problem is None and event.ref and turn.state.screen == "c:text"
             and event.kind in ("photo", "document")):
-        turn.complaint_photo(event.ref)  # kept with the complaint being written
+        complaint.on_photo(turn, event.ref)  # kept with the complaint being written
         return
     if event.problem is not None:
         key = f"attachment_{event.problem}"
@@ -404,7 +240,7 @@ def _command(content: Content, words: str) -> str | None:
     return None
 
 
-def _on_choice(turn: _Turn, payload: str) -> None:
+def _on_choice(turn: Turn, payload: str) -> None:
     if payload.startswith("go:"):
         # a link into a screen (a broadcast's "Lihat syarat KK" button): never stale
         turn.go(payload[3:])
@@ -422,7 +258,7 @@ def _on_choice(turn: _Turn, payload: str) -> None:
     turn.go(target)
 
 
-def _on_text(turn: _Turn, raw: str) -> None:
+def _on_text(turn: Turn, raw: str) -> None:
     text = "".join(ch for ch in raw if ch.isprintable() or ch in "\n\t")
     if len(text) > MAX_TEXT:
         turn.say(turn.msg("too_long"))
@@ -438,10 +274,10 @@ def _on_text(turn: _Turn, raw: str) -> None:
         turn.go(action)
         return
     if turn.state.screen == "v:suggest" and not (normalized.isdigit() and turn.state.options):
-        turn.finish_survey(text.strip())
+        survey.finish(turn, text.strip())
         return
     if turn.state.screen == "c:text":
-        turn.complaint_text(text)
+        complaint.on_text(turn, text)
         return
     if normalized.isdigit() and turn.state.options:
         n = int(normalized)
@@ -460,7 +296,7 @@ def _on_text(turn: _Turn, raw: str) -> None:
         turn.effects.append(LookupTickets())
     elif topic is not None and topic.id in ("pengaduan", "saran") and turn.c.complaints:
         turn.effects.append(TopicAsked(topic.id))
-        turn.start_complaint("saran" if topic.id == "saran" else None)
+        complaint.start(turn, "saran" if topic.id == "saran" else None)
     elif topic is not None:
         turn.visit(f"{'s' if topic.kind == 'service' else 't'}:{topic.id}")
     elif found.alternatives:

@@ -8,9 +8,14 @@ Answers are button targets the engine applies to the conversation's data:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flows.content import Content
 from flows.screens import Screen, Target, nav_targets
-from flows.types import Lang
+from flows.types import Lang, SubmitSurvey
+
+if TYPE_CHECKING:  # the engine drives these flows; it imports them, not the other way
+    from flows.engine import Turn
 
 ACTIONS = ("o", "a", "p", "f", "s")
 
@@ -61,3 +66,59 @@ def screens(c: Content) -> list[str]:
     ids += [f"v:q:{n}" for n in range(1, len(c.survey.unsur) + 1)]
     ids += [f"v:pf:{i}" for i in range(len(c.survey.profile))]
     return ids
+
+
+# -- answering: the engine calls these with its turn ------------------------------------
+
+
+def answer(turn: Turn, target: str) -> None:
+    """Record one survey answer in the conversation's data and show the next question."""
+    c = turn.c
+    if c.survey is None:
+        turn.go("menu")
+        return
+    data = dict(turn.state.data.get("survey", {}))
+    _, kind, *rest = target.split(":")
+    nxt = "v:suggest"
+    if kind == "o":
+        data["office"], nxt = rest[0], "v:q:1"
+    elif kind == "a" and len(rest) == 2 and rest[0].isdigit() and rest[1] in "1234":
+        n = int(rest[0])
+        data["answers"] = {**data.get("answers", {}), f"U{n}": int(rest[1])}
+        nxt = f"v:q:{n + 1}" if n < len(c.survey.unsur) else (
+            "v:profile" if c.survey.profile else "v:suggest")
+    elif kind == "p" and rest == ["yes"] and c.survey.profile:
+        nxt = "v:pf:0"
+    elif kind == "f" and len(rest) == 2 and rest[0].isdigit() and rest[1].isdigit():
+        i, k = int(rest[0]), int(rest[1])
+        if i < len(c.survey.profile) and k < len(c.survey.profile[i].options):
+            field = c.survey.profile[i]
+            data["profile"] = {**data.get("profile", {}),
+                               field.id: field.options[k].id}
+            if i + 1 < len(c.survey.profile):
+                nxt = f"v:pf:{i + 1}"
+    elif kind == "s":
+        turn.state = turn.state.model_copy(update={"data": {**turn.state.data,
+                                                            "survey": data}})
+        finish(turn, None)
+        return
+    turn.state = turn.state.model_copy(update={"data": {**turn.state.data, "survey": data}})
+    turn.visit(nxt)
+
+def finish(turn: Turn, suggestion: str | None) -> None:
+    data = turn.state.data.get("survey", {})
+    answers = data.get("answers", {})
+    missing = [u.id for u in (turn.c.survey.unsur if turn.c.survey else ())
+               if u.id not in answers]
+    if missing:  # reached the end by "back" and skipping: ask what is missing
+        turn.visit(f"v:q:{int(missing[0][1:])}")
+        return
+    turn.effects.append(SubmitSurvey(
+        office=data.get("office"),
+        answers=tuple(sorted((k, int(v)) for k, v in answers.items())),
+        profile=tuple(sorted(data.get("profile", {}).items())),
+        suggestion=suggestion))
+    rest = {k: v for k, v in turn.state.data.items() if k != "survey"}
+    turn.state = turn.state.model_copy(update={"data": rest, "back": ()})
+    turn.say(turn.msg("survey_thanks"))
+    turn.go("menu")

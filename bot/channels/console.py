@@ -15,7 +15,8 @@ from typing import TextIO
 from sqlalchemy import Connection, select
 
 from bot.app import Lontar, recover
-from bot.inbox import Inbound, contact_t
+from bot.inbox import Inbound
+from bot.models import contact_t
 from bot.outbox import mark_sent, pending_for
 from flows.types import Lang, Reply
 

@@ -45,10 +45,11 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from bot.attachments import ACCEPTED_TYPES, attachment_path
 from bot.channels.text import split_text
 from bot.config import Settings
-from bot.inbox import Inbound, Inbox, contact_t
-from bot.models import Contact
+from bot.inbox import Inbound, Inbox
+from bot.models import Contact, contact_t
 from bot.outbox import Delivered, Meta, SendError
 from flows.content import Content
 from flows.types import Option, Reply
@@ -60,8 +61,6 @@ ROW_MAX = 8  # Telegram's limit of buttons in one keyboard row
 CALLBACK_MAX = 64  # bytes of callback_data
 SHORT_LABEL = 14  # two labels this short share a row on a phone
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-ACCEPTED_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp",
-                  "application/pdf": ".pdf"}
 COMMANDS = ("start", "menu", "status", "pengaduan", "bahasa", "berhenti", "bantuan")
 
 
@@ -181,7 +180,6 @@ class TelegramChannel:
         self.content = content
         self.bot = bot or make_bot(settings)
         self.sender = TelegramSender(self.bot)
-        self.files = settings.data_dir / "attachments" / CHANNEL
         self.username = ""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
@@ -364,10 +362,8 @@ class TelegramChannel:
             file = await self.bot.get_file(file_id)
             if file.file_size is not None and file.file_size > limit:
                 return {"kind": kind, "problem": "too_large"}
-            folder = self.files / str(chat_id)
-            folder.mkdir(parents=True, exist_ok=True)
-            name = "".join(ch for ch in unique_id if ch.isalnum() or ch in "-_")[:64] or "file"
-            path = folder / f"{name}{ACCEPTED_TYPES[mime]}"
+            path = attachment_path(self.settings.data_dir, CHANNEL, str(chat_id), unique_id,
+                                   mime)
             await file.download_to_drive(path)
         except BadRequest as exc:  # "file is too big" and friends
             log.info("attachment refused by Telegram: %s", exc)

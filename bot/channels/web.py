@@ -19,7 +19,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import Connection, bindparam, select
 
-from bot.inbox import Inbound, Inbox, contact_t
+from bot.inbox import Inbound, Inbox
+from bot.models import contact_t
 from bot.outbox import fetch_after
 from flows.content import Content
 

@@ -27,12 +27,13 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import Connection, bindparam, select, update
 
+from bot.attachments import ACCEPTED_TYPES, attachment_path
 from bot.channels.text import split_text
 from bot.config import Settings
 from bot.db import Database
-from bot.inbox import Inbound, Inbox, contact_t, inbound_t
-from bot.models import PRIORITY_BROADCAST, Contact
-from bot.outbox import Delivered, Meta, SendError, outbox_t
+from bot.inbox import Inbound, Inbox
+from bot.models import PRIORITY_BROADCAST, Contact, contact_t, inbound_t, outbox_t
+from bot.outbox import Delivered, Meta, SendError, mark_contact
 from flows.content import Content
 from flows.types import Lang, Reply
 
@@ -41,8 +42,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "whatsapp"
 WINDOW = timedelta(hours=24) - timedelta(minutes=15)  # a margin: contact times are to the minute
 IMAGE_MAX = 5 * 1024 * 1024  # Meta's own limit for images
-ACCEPTED_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp",
-                  "application/pdf": ".pdf"}
 RETRYABLE = {1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057}
 RETRY_AFTER = {130429: 1.0, 131057: 60.0}  # seconds; 131056 uses the pair interval
 NEEDS_TEMPLATE = 131047
@@ -259,7 +258,6 @@ class WhatsAppChannel:
         self.content = content
         self.client = WhatsAppClient(settings)
         self.sender = WhatsAppSender(settings, self.client, content, inbox.db)
-        self.files = settings.data_dir / "attachments" / CHANNEL
         # stored messages wait here for their turn; a crash leaves them stored, and the next
         # start processes them (Inbox.process_pending)
         self.queue: asyncio.Queue[tuple[int, str, dict[str, Any]]] = asyncio.Queue()
@@ -366,10 +364,8 @@ class WhatsAppChannel:
             info = await self.client.media_info(str(payload["media_id"]))
             if int(info.get("file_size") or 0) > limit:
                 return {"problem": "too_large"}
-            folder = self.files / re.sub(r"\D", "", str(payload.get("from", "x")))[:20]
-            folder.mkdir(parents=True, exist_ok=True)
-            name = re.sub(r"[^A-Za-z0-9_-]", "", str(payload["media_id"]))[:64] or "media"
-            path = folder / f"{name}{ACCEPTED_TYPES[mime]}"
+            path = attachment_path(self.settings.data_dir, CHANNEL,
+                                   str(payload.get("from", "")), str(payload["media_id"]), mime)
             if await self.client.download(str(info["url"]), path, limit) < 0:
                 return {"problem": "too_large"}
         except (GraphError, aiohttp.ClientError, TimeoutError, KeyError) as exc:
@@ -442,11 +438,8 @@ def _apply_status(conn: Connection, status: dict[str, Any]) -> None:
                       next_attempt_at=now + timedelta(seconds=2 ** row.attempts))
     else:
         values["status"] = "failed"
-        mark = ({"blocked_at": now} if code == UNREACHABLE
-                else {"opted_in": False, "opted_out_at": now} if code == OPTED_OUT else None)
-        if mark is not None:
-            conn.execute(update(contact_t).where(contact_t.c.id == row.contact_id)
-                         .values(**mark))
+        mark_contact(conn, row.contact_id, blocked=code == UNREACHABLE,
+                     opted_out=code == OPTED_OUT)
     conn.execute(update(outbox_t).where(outbox_t.c.id == row.id).values(**values))
 
 

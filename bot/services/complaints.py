@@ -16,14 +16,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, insert, select
 
-from bot.models import Complaint, ComplaintFollower
+from bot.models import complaint_t, follower_t
 from flows.content import Content
 from flows.types import FileComplaint, Lang
 
 log = logging.getLogger(__name__)
 
-complaint_t = Complaint.__table__  # type: ignore[attr-defined]
-follower_t = ComplaintFollower.__table__  # type: ignore[attr-defined]
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
 

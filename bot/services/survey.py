@@ -14,10 +14,9 @@ from fractions import Fraction
 
 from sqlalchemy import Connection, insert, select
 
-from bot.models import SurveyResponse
+from bot.models import survey_t
 from flows.types import SubmitSurvey
 
-survey_t = SurveyResponse.__table__  # type: ignore[attr-defined]
 UNSUR = tuple(f"U{i}" for i in range(1, 10))
 GRADES = ((Fraction("88.31"), "A", "Sangat baik"), (Fraction("76.61"), "B", "Baik"),
           (Fraction("65.00"), "C", "Kurang baik"), (Fraction(0), "D", "Tidak baik"))
