@@ -51,10 +51,6 @@ class Match:
     alternatives: tuple[Scored, ...]
     ranked: tuple[Scored, ...]
 
-    @property
-    def close_call(self) -> bool:
-        return self.topic is None and bool(self.alternatives)
-
     def to_json(self) -> dict[str, object]:
         return {
             "topic": self.topic,
