@@ -61,3 +61,16 @@ def test_flows_is_mypy_clean() -> None:
         pytest.skip("mypy not installed (it is in the test extras)")
     r = subprocess.run([mypy], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout
+
+
+def test_every_code_folder_is_packaged() -> None:
+    """`pip install .` ships only listed packages: a folder missing here breaks `lontar`."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"])
+    folders = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for top in ("bot", "flows") for p in (ROOT / top).rglob("*.py")
+    }
+    assert folders <= listed, folders - listed
