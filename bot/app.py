@@ -16,6 +16,7 @@ from bot.channels.telegram import TelegramChannel
 from bot.channels.web import WebChat
 from bot.channels.whatsapp import WhatsAppChannel
 from bot.config import Settings, load_settings
+from bot.dashboard.server import Dashboard
 from bot.db import Database
 from bot.inbox import Inbox
 from bot.outbox import OutboxWorker, requeue_in_flight
@@ -45,6 +46,10 @@ class Lontar:
         worker = self.workers.get(channel)
         if worker is not None:
             worker.wake()
+
+    def wake_channels(self, channels: frozenset[str]) -> None:
+        for channel in channels:
+            self.wake(channel, 0)
 
 
 def build(settings: Settings | None = None, *, migrate: bool = True) -> Lontar:
@@ -93,6 +98,15 @@ def _error_middleware(content: Content) -> Middleware:
     return errors
 
 
+def dashboard_of(lontar: Lontar) -> Dashboard:
+    s = lontar.settings
+    return Dashboard(
+        lontar.db, lontar.content, data_dir=s.data_dir, timezone=s.timezone,
+        idle_minutes=s.session_idle_minutes, login_attempts=s.login_attempts,
+        secure=s.secure_cookies,
+        wake=lontar.wake_channels)
+
+
 def web_app(lontar: Lontar) -> web.Application:
     s = lontar.settings
     app = web.Application(middlewares=[_error_middleware(lontar.content)],
@@ -102,6 +116,8 @@ def web_app(lontar: Lontar) -> web.Application:
         lontar.telegram.routes(app)
     if lontar.whatsapp is not None:
         lontar.whatsapp.routes(app)
+    if lontar.content.complaints is not None:
+        dashboard_of(lontar).routes(app)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")

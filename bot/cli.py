@@ -38,6 +38,14 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--from", dest="start", type=date.fromisoformat, help="YYYY-MM-DD")
     rep.add_argument("--to", dest="end", type=date.fromisoformat, help="YYYY-MM-DD")
     rep.add_argument("--office", help="office id from content/offices.toml")
+    adm = sub.add_parser("admin", help="dashboard accounts")
+    adm_sub = adm.add_subparsers(dest="action", required=True)
+    cu = adm_sub.add_parser(
+        "create-user", help="add a dashboard account (password asked, or one line on stdin)")
+    cu.add_argument("username")
+    cu.add_argument("--role", choices=("admin", "staff", "viewer"), default="staff")
+    cu.add_argument("--name", help="name shown to colleagues (default: the username)")
+    cu.add_argument("--telegram-chat", help="Telegram chat id for alerts and reminders")
     db = sub.add_parser("db", help="database tools")
     db_sub = db.add_subparsers(dest="action", required=True)
     db_sub.add_parser("upgrade", help="apply database migrations (alembic)")
@@ -68,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             lontar = build(settings)
             try:
                 return _survey_report(lontar, args.start, args.end, args.office)
+            finally:
+                lontar.close()
+        if args.command == "admin":
+            lontar = build(settings)
+            try:
+                return _create_user(lontar, args)
             finally:
                 lontar.close()
         if args.command == "db":
@@ -141,6 +155,29 @@ async def _telegram(action: str, settings: Settings) -> int:
         else:
             await bot.delete_webhook()
             print("webhook deleted: Lontar will use long polling")
+    return 0
+
+
+def _create_user(lontar: Any, args: argparse.Namespace) -> int:
+    from bot.services.staff import AccountError, create_user
+
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("Password (10+ characters): ")
+        if getpass.getpass("Again: ") != password:
+            print("lontar: the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        with lontar.db.engine.begin() as conn:
+            user_id = create_user(conn, args.username, password, args.role, args.name,
+                                  args.telegram_chat)
+    except AccountError as exc:
+        print(f"lontar: {exc}", file=sys.stderr)
+        return 2
+    print(f"user {args.username.strip().lower()} created (id {user_id}, role {args.role})")
     return 0
 
 

@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_FILE = "secret.key"
@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     web_rate_per_minute: int = Field(
         30, ge=1, validation_alias=_env("LONTAR_WEB_RATE_PER_MINUTE")
     )
+
+    session_idle_minutes: int = Field(
+        30, ge=1, validation_alias=_env("LONTAR_SESSION_IDLE_MINUTES"))
+    login_attempts: int = Field(5, ge=1, validation_alias=_env("LONTAR_LOGIN_ATTEMPTS"))
+    secure_cookies_setting: bool | None = Field(
+        None, validation_alias=_env("LONTAR_SECURE_COOKIES"))
+    sla_check_minutes: int = Field(15, ge=1, validation_alias=_env("LONTAR_SLA_CHECK_MINUTES"))
 
     telegram_bot_token: str = Field("", validation_alias=_env("TELEGRAM_BOT_TOKEN"))
     telegram_api_base_url: str = Field(
@@ -81,8 +88,20 @@ class Settings(BaseSettings):
         3 * 1024 * 1024, ge=1024, validation_alias=_env("WHATSAPP_MAX_BODY"))
 
     @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over HTTPS: on by default in production, off for the local server."""
+        if self.secure_cookies_setting is not None:
+            return self.secure_cookies_setting
+        return self.env == "production"
+
+    @property
     def whatsapp_enabled(self) -> bool:
         return bool(self.whatsapp_access_token and self.whatsapp_phone_number_id)
+
+    @field_validator("secure_cookies_setting", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:

@@ -121,7 +121,17 @@ class Complaint(SQLModel, table=True):
     """A ticket (pengaduan, saran or apresiasi). An anonymous one keeps no contact here:
     the chat that follows it is only in `complaint_follower`, which staff never see."""
 
-    __table_args__ = (Index("ix_complaint_state_created", "state", "created_at"),)
+    # The inbox lists newest first under any one filter: one index per filter column,
+    # each ending in the sort key, keeps a page a short index walk at 100,000 tickets.
+    __table_args__ = (
+        Index("ix_complaint_state_created", "state", "created_at"),
+        Index("ix_complaint_created", "created_at"),
+        Index("ix_complaint_kind_created", "kind", "created_at"),
+        Index("ix_complaint_category_created", "category", "created_at"),
+        Index("ix_complaint_office_created", "office", "created_at"),
+        Index("ix_complaint_assignee_created", "assignee_id", "created_at"),
+        Index("ix_complaint_due", "due_on"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(max_length=32, unique=True)  # random: reveals nothing about others
@@ -139,8 +149,13 @@ class Complaint(SQLModel, table=True):
     contact_id: int | None = Field(default=None, foreign_key="contact.id")
     display_name: str | None = Field(default=None, max_length=256)
     state: str = Field(default="baru", max_length=32)
-    due_on: date
+    due_on: date  # verification due while new, then follow-up due (working days, WITA)
+    assignee_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    rating: int | None = None  # the citizen's 1-5 for the resolution
+    first_answer_at: datetime | None = None
+    closed_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class ComplaintFollower(SQLModel, table=True):
@@ -153,6 +168,83 @@ class ComplaintFollower(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class ComplaintUpdate(SQLModel, table=True):
+    """One entry in a ticket's history (append-only): a public answer the citizen receives,
+    an internal note, a citizen's added information, or a change of state, assignee or
+    tags (`changes` holds {field: [before, after]})."""
+
+    __tablename__ = "complaint_update"
+    __table_args__ = (Index("ix_complaint_update_ticket", "complaint_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    complaint_id: int = Field(foreign_key="complaint.id")
+    author: str = Field(max_length=16)  # staff, citizen, system
+    staff_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    public: bool = False
+    text: str | None = Field(default=None, max_length=4000)
+    state_after: str | None = Field(default=None, max_length=32)
+    changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class StaffUser(SQLModel, table=True):
+    """A dashboard account. Roles: admin (everything), staff (work tickets), viewer (read)."""
+
+    __tablename__ = "staff_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True)
+    display_name: str = Field(max_length=128)
+    password_hash: str = Field(max_length=256)  # argon2id
+    role: str = Field(max_length=16)
+    telegram_chat_id: str | None = Field(default=None, max_length=64)  # for alerts
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login_at: datetime | None = None
+
+
+class StaffSession(SQLModel, table=True):
+    """A login. The cookie holds a random token; only its hash is stored, so a copy of the
+    database does not give anyone a session."""
+
+    __tablename__ = "staff_session"
+
+    token_hash: str = Field(max_length=64, primary_key=True)
+    staff_id: int = Field(foreign_key="staff_user.id", index=True)
+    csrf: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditLog(SQLModel, table=True):
+    """Who did what, and who saw a confidential identity. Never holds message text."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_at", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    staff_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    action: str = Field(max_length=32)
+    target: str | None = Field(default=None, max_length=64)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    ip: str | None = Field(default=None, max_length=64)
+
+
+class StaffAlert(SQLModel, table=True):
+    """Something staff must see: an urgent ticket, a deadline coming or passed. `key` makes
+    each alert happen once however often the scheduler wakes."""
+
+    __tablename__ = "staff_alert"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=96, unique=True)
+    kind: str = Field(max_length=16)  # urgent, due_soon, overdue
+    complaint_id: int = Field(foreign_key="complaint.id", index=True)
+    staff_id: int | None = Field(default=None, foreign_key="staff_user.id")  # None: admins
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 # Core handles on the tables, for the hot paths that skip the ORM (see bot/db.py).
 contact_t = Contact.__table__  # type: ignore[attr-defined]
 conversation_t = Conversation.__table__  # type: ignore[attr-defined]
@@ -161,3 +253,8 @@ outbox_t = Outbox.__table__  # type: ignore[attr-defined]
 survey_t = SurveyResponse.__table__  # type: ignore[attr-defined]
 complaint_t = Complaint.__table__  # type: ignore[attr-defined]
 follower_t = ComplaintFollower.__table__  # type: ignore[attr-defined]
+update_t = ComplaintUpdate.__table__  # type: ignore[attr-defined]
+staff_t = StaffUser.__table__  # type: ignore[attr-defined]
+session_t = StaffSession.__table__  # type: ignore[attr-defined]
+audit_t = AuditLog.__table__  # type: ignore[attr-defined]
+alert_t = StaffAlert.__table__  # type: ignore[attr-defined]

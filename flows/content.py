@@ -115,6 +115,10 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
         "tickets_none": (),
         "tickets_list": ("tickets",),
         "ticket_line": ("number", "kind", "state", "date"),
+        # sent by staff through the dashboard to every chat following a ticket
+        "ticket_answer": ("number", "text"),
+        "ticket_state": ("number", "state"),
+        "ticket_rate": ("number",),
         "stale_button": (),
         "unknown_fact": (),
         "office_entry": ("name", "address", "phone", "whatsapp", "hours"),

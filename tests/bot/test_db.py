@@ -72,3 +72,22 @@ def test_upgrade_from_0001_keeps_rows(tmp_path: Path) -> None:
         row = conn.execute(text("select status, delivery, template from outbox")).one()
     assert tuple(row) == ("pending", None, None)
     db.close()
+
+
+def test_upgrade_from_0004_keeps_tickets(tmp_path: Path) -> None:
+    """Tickets filed before the dashboard existed get an updated time and no assignee."""
+    from bot.db import upgrade
+
+    db = Database(f"sqlite:///{tmp_path / 'u.db'}")
+    upgrade(db.engine, "0004")
+    with db.engine.begin() as conn:
+        conn.execute(text(
+            "insert into complaint (number, kind, service, office, category, dimension, urgent,"
+            " text, text_hash, photos, happened, identity, state, due_on, created_at) values "
+            "('ADU-2026-AAAAAA', 'pengaduan', 'umum', 'dinas', 'lainnya', 'empathy', 0, 't',"
+            " 'h', '[]', 'today', 'named', 'baru', '2026-01-05', '2026-01-01 00:00:00')"))
+    upgrade(db.engine)
+    with db.engine.connect() as conn:
+        row = conn.execute(text("select number, updated_at, assignee_id from complaint")).one()
+    assert tuple(row) == ("ADU-2026-AAAAAA", "2026-01-01 00:00:00", None)
+    db.close()
