@@ -22,7 +22,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy import Connection, select
 
-from bot.dashboard import queries
+from bot.dashboard import queries, report_pages
 from bot.db import Database
 from bot.models import alert_t, audit_t, complaint_t, staff_t
 from bot.services import staff as accounts
@@ -110,6 +110,7 @@ class Dashboard:
                    self._guard(self.act, act=True))
         r.add_get("/admin/alerts", self._guard(self.alerts_page))
         r.add_get("/admin/audit", self._guard(self.audit_page, admin=True))
+        report_pages.add_routes(self, app)
         r.add_static("/admin/static/", str(_here / "static"), show_index=False)
 
     def render(self, name: str, status: int = 200, **ctx: Any) -> web.Response:
