@@ -161,6 +161,9 @@ async def serve(lontar: Lontar) -> None:
     """Serve until SIGINT/SIGTERM."""
     await recover(lontar)
     await start_channels(lontar)
+    from bot.jobs import start_scheduler  # APScheduler only where the server runs
+
+    scheduler = start_scheduler(lontar)
     runner = web.AppRunner(web_app(lontar), access_log=None)
     await runner.setup()
     s = lontar.settings
@@ -179,5 +182,6 @@ async def serve(lontar: Lontar) -> None:
     try:
         await stop.wait()
     finally:
+        scheduler.shutdown(wait=False)
         await runner.cleanup()
         await stop_channels(lontar)

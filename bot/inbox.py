@@ -36,13 +36,11 @@ from bot.services import complaints, survey
 from flows.content import Content
 from flows.engine import Options, step
 from flows.types import (
+    ASKS,
     Attachment,
     Choice,
     Command,
-    ComplaintFiled,
     Event,
-    FileComplaint,
-    LookupTickets,
     OptOut,
     Reply,
     SetLanguage,
@@ -50,7 +48,6 @@ from flows.types import (
     Step,
     SubmitSurvey,
     Text,
-    TicketsFound,
 )
 
 log = logging.getLogger(__name__)
@@ -243,7 +240,6 @@ _PRESSED = (
            outbox_t.c.platform_message_id == bindparam("pmid"))
     .order_by(outbox_t.c.id.desc()).limit(1)
 )
-_NAME = select(contact_t.c.display_name).where(contact_t.c.id == bindparam("cid"))
 _DONE = update(inbound_t).where(inbound_t.c.id == bindparam("iid")).values(
     processed_at=bindparam("now"))
 _STORED = select(inbound_t.c.contact_id, inbound_t.c.channel, inbound_t.c.kind,
@@ -323,23 +319,11 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
     result = stepper(kind, payload, at, state)
     now = datetime.now(UTC)
     for _ in range(3):  # effects whose outcome the engine must hear about (bounded)
-        asks = next((e for e in result.effects
-                     if isinstance(e, FileComplaint | LookupTickets)), None)
+        asks = next((e for e in result.effects if isinstance(e, ASKS)), None)
         if asks is None or stepper.content.complaints is None:
             break
-        answer: Event
-        if isinstance(asks, FileComplaint):
-            name = conn.execute(_NAME, {"cid": contact_id}).scalar()
-            filed = complaints.create(conn, contact_id, name, asks, stepper.content,
-                                      stepper.tz, now)
-            lang = result.state.lang
-            answer = ComplaintFiled(
-                at, filed.number,
-                stepper.content.format_date(lang, filed.due) if filed.due else None,
-                filed.refused, filed.limit)  # type: ignore[arg-type]
-        else:
-            answer = TicketsFound(at, complaints.followed(conn, contact_id, stepper.content,
-                                                          result.state.lang, stepper.tz))
+        answer = complaints.answer(conn, contact_id, asks, stepper.content, stepper.tz,
+                                   result.state.lang, at, now)
         follow = stepper.event(result.state, answer)
         result = Step(follow.state, result.replies + follow.replies,
                       tuple(e for e in result.effects if e is not asks) + follow.effects)

@@ -243,6 +243,7 @@ class StaffAlert(SQLModel, table=True):
     complaint_id: int = Field(foreign_key="complaint.id", index=True)
     staff_id: int | None = Field(default=None, foreign_key="staff_user.id")  # None: admins
     created_at: datetime = Field(default_factory=utcnow)
+    notified_at: datetime | None = None  # sent to Telegram (or nothing to send)
 
 
 # Core handles on the tables, for the hot paths that skip the ORM (see bot/db.py).

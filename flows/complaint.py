@@ -3,7 +3,8 @@
 Screens: `complaint` (kind), `c:service`, `c:group:<id>`, `c:office`, `c:text`, `c:when`,
 `c:identity`, `c:summary` (from the conversation's data). Answers are targets the engine
 applies: `c:k:<kind>`, `c:g:<group>`, `c:s:<service|umum>`, `c:o:<office>`, `c:w:<when>`,
-`c:i:<identity>`, `c:send`, `c:edit`. Tagging (category, quality dimension, urgency) is done
+`c:i:<identity>`, `c:send`, `c:edit`; `c:add:<number>` and `c:list` belong to following a
+ticket afterwards (flows/tickets.py). Tagging (category, quality dimension, urgency) is done
 here from content keywords, so it is the same on every channel and staff can correct it.
 """
 
@@ -11,14 +12,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from flows import tickets
 from flows.content import Category, Content
-from flows.screens import Screen, Target, main_targets, nav_targets
-from flows.types import ComplaintFiled, FileComplaint, Lang, TicketsFound
+from flows.screens import Screen, Target, nav_targets
+from flows.types import ComplaintFiled, FileComplaint, Lang
 
 if TYPE_CHECKING:  # the engine drives these flows; it imports them, not the other way
     from flows.engine import Turn
 
-ACTIONS = ("k", "g", "s", "o", "w", "i", "send", "edit")
+ACTIONS = ("k", "g", "s", "o", "w", "i", "send", "edit", "add", "list")
 WHEN = ("today", "week", "earlier")
 IDENTITY = ("named", "confidential", "anonymous")
 GENERAL = "umum"
@@ -77,6 +79,8 @@ def render(screen: str, lang: Lang, c: Content, data: dict[str, Any]) -> Screen 
             Target(f"c:i:{i}", c.msg(lang, f"identity_{i}")) for i in IDENTITY) + back)
     if screen == "c:summary":
         return _summary(lang, c, data.get("complaint", {}))
+    if screen.startswith("c:add:"):
+        return tickets.render(screen, lang, c)
     return None
 
 
@@ -107,7 +111,7 @@ def screens(c: Content) -> list[str]:
     if c.complaints is None:
         return []
     return ["complaint", "c:service", "c:office", "c:text", "c:when", "c:identity",
-            "c:summary"] + [f"c:group:{g}" for g in c.groups]
+            "c:summary"] + [f"c:group:{g}" for g in c.groups] + tickets.screens(c)
 
 
 # -- answering: the engine calls these with its turn ------------------------------------
@@ -130,9 +134,12 @@ def _keep(turn: Turn, data: dict[str, Any]) -> None:
                                                         "complaint": data}})
 
 def answer(turn: Turn, target: str) -> None:
-    data = _data(turn)
     _, kind, *rest = target.split(":")
     value = rest[0] if rest else ""
+    if kind in ("add", "list"):  # about a ticket already filed
+        tickets.answer(turn, kind, value)
+        return
+    data = _data(turn)
     if kind == "k":
         data["kind"], nxt = value, "c:service"
     elif kind == "g" and value in turn.c.groups:
@@ -206,16 +213,3 @@ def filed(turn: Turn, event: ComplaintFiled) -> None:
         turn.say(turn.msg("complaint_filed", number=event.number or "-",
                           due=event.due or "-"))
     turn.go("menu")
-
-def list_tickets(turn: Turn, event: TicketsFound) -> None:
-    cc = turn.c.complaints
-    if not event.tickets or cc is None:
-        turn.show(Screen(turn.msg("tickets_none"), main_targets(turn.c, turn.lang)))
-        return
-    kinds = {k.id: k.label.get(turn.lang) for k in cc.kind}
-    states = {s.id: s.label.get(turn.lang) for s in cc.state}
-    lines = "\n".join(
-        turn.msg("ticket_line", number=number, kind=kinds.get(kind, kind),
-                 state=states.get(state, state), date=sent)
-        for number, kind, state, sent in event.tickets)
-    turn.show(Screen(turn.msg("tickets_list", tickets=lines), main_targets(turn.c, turn.lang)))

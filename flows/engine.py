@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from flows import complaint, survey
+from flows import complaint, survey, tickets
 from flows.content import Content
 from flows.screens import Screen, Target, UnknownScreen, main_targets, render, topic_target
 from flows.types import (
@@ -30,6 +30,8 @@ from flows.types import (
     State,
     Step,
     Text,
+    TicketInfoAdded,
+    TicketRated,
     TicketsFound,
     Timeout,
     TopicAsked,
@@ -134,6 +136,8 @@ class Turn:
             complaint.start(self, None)
         elif complaint.is_action(target):
             complaint.answer(self, target)
+        elif target.startswith("rate:"):  # a closed ticket's rating, from its notification
+            tickets.rate(self, target)
         elif target.startswith("lang:") and target[5:] in LANGS:
             lang: Lang = "en" if target == "lang:en" else "id"
             self.effects.append(SetLanguage(lang))
@@ -211,7 +215,11 @@ def step(state: State, event: Event, content: Content, options: Options | None =
     elif isinstance(event, ComplaintFiled):
         complaint.filed(turn, event)
     elif isinstance(event, TicketsFound):
-        complaint.list_tickets(turn, event)
+        tickets.list_tickets(turn, event)
+    elif isinstance(event, TicketRated):
+        tickets.rated(turn, event)
+    elif isinstance(event, TicketInfoAdded):
+        tickets.info_added(turn, event)
     elif isinstance(event, Attachment):
         _on_attachment(turn, event)
     turn.state = turn.state.model_copy(update={"updated_at": event.at})
@@ -219,10 +227,13 @@ def step(state: State, event: Event, content: Content, options: Options | None =
 
 
 def _on_attachment(turn: Turn, event: Attachment) -> None:
-    if (event.problem is None and event.ref and turn.state.screen == "c:text"
-            and event.kind in ("photo", "document")):
-        complaint.on_photo(turn, event.ref)  # kept with the complaint being written
-        return
+    if event.problem is None and event.ref and event.kind in ("photo", "document"):
+        if turn.state.screen == "c:text":
+            complaint.on_photo(turn, event.ref)  # kept with the complaint being written
+            return
+        if turn.state.screen.startswith("c:add:"):
+            tickets.on_photo(turn, event.ref)  # kept with the information being added
+            return
     if event.problem is not None:
         key = f"attachment_{event.problem}"
     elif event.kind == "location":
@@ -265,19 +276,28 @@ def _on_text(turn: Turn, raw: str) -> None:
         text = text[:MAX_TEXT]
     u = understander(turn.c)
     normalized = u.normalize(text)
+    screen = turn.state.screen
     if not normalized:
-        turn.repeat(turn.msg("complaint_empty_text" if turn.state.screen == "c:text"
+        turn.repeat(turn.msg("complaint_empty_text" if screen == "c:text"
+                             else "ticket_add_empty" if screen.startswith("c:add:")
                              else "empty_text"))
         return
     action = _command(turn.c, normalized) or _command(turn.c, text.strip().lower())
     if action is not None:
         turn.go(action)
         return
-    if turn.state.screen == "v:suggest" and not (normalized.isdigit() and turn.state.options):
+    if screen == "v:suggest" and not (normalized.isdigit() and turn.state.options):
         survey.finish(turn, text.strip())
         return
-    if turn.state.screen == "c:text":
+    if screen == "c:text":
         complaint.on_text(turn, text)
+        return
+    if screen.startswith("c:add:") and not (normalized.isdigit() and turn.state.options):
+        tickets.on_text(turn, text)  # a bare number picks a button, as on the survey
+        return
+    number = tickets.find_number(text, turn.c)
+    if number is not None:  # "cek ADU-2026-7K3QF9": that ticket, if this chat follows it
+        tickets.lookup(turn, number)
         return
     if normalized.isdigit() and turn.state.options:
         n = int(normalized)

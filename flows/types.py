@@ -141,13 +141,42 @@ class ComplaintFiled:
 
 @dataclass(frozen=True)
 class TicketsFound:
-    """The shell's answer to `LookupTickets`: (number, kind, state, sent on) newest first."""
+    """The shell's answer to `LookupTickets`: (number, kind, state, sent on) newest first.
+
+    When the citizen asked for one `number`, `tickets` holds that ticket only if this chat
+    follows it (else nothing, whether or not it exists), and `answer` is its latest public
+    staff answer.
+    """
 
     at: datetime
     tickets: tuple[tuple[str, str, str, str], ...]
+    number: str | None = None
+    answer: str | None = None
 
 
-Event = Text | Choice | Command | Attachment | Timeout | ComplaintFiled | TicketsFound
+@dataclass(frozen=True)
+class TicketRated:
+    """The shell's answer to `RateTicket`: stored, or refused (not followed by this chat,
+    not closed, a bad score, or no such ticket: the engine is not told which)."""
+
+    at: datetime
+    number: str
+    ok: bool
+
+
+@dataclass(frozen=True)
+class TicketInfoAdded:
+    """The shell's answer to `AddToTicket`. `closed` is only ever set for a ticket this chat
+    follows, so a refusal says nothing about other people's tickets."""
+
+    at: datetime
+    number: str
+    ok: bool
+    closed: bool = False
+
+
+Event = (Text | Choice | Command | Attachment | Timeout | ComplaintFiled | TicketsFound
+         | TicketRated | TicketInfoAdded)
 
 
 # --- effects: what the shell must do in the same transaction as the new state ---------------
@@ -198,10 +227,33 @@ class FileComplaint:
 
 @dataclass(frozen=True)
 class LookupTickets:
-    """List the tickets this chat follows; the shell answers with `TicketsFound`."""
+    """List the tickets this chat follows (or only `number`, if it is one of them); the shell
+    answers with `TicketsFound`."""
+
+    number: str | None = None
 
 
-Effect = SetLanguage | OptOut | TopicAsked | SubmitSurvey | FileComplaint | LookupTickets
+@dataclass(frozen=True)
+class RateTicket:
+    """The citizen's 1-5 for a closed ticket they follow; the shell answers `TicketRated`."""
+
+    number: str
+    score: int
+
+
+@dataclass(frozen=True)
+class AddToTicket:
+    """More information for an open ticket this chat follows; answered by `TicketInfoAdded`."""
+
+    number: str
+    text: str
+    photos: tuple[str, ...] = ()
+
+
+Effect = (SetLanguage | OptOut | TopicAsked | SubmitSurvey | FileComplaint | LookupTickets
+          | RateTicket | AddToTicket)
+# effects the shell answers with an event in the same transaction (the engine waits for it)
+ASKS = (FileComplaint, LookupTickets, RateTicket, AddToTicket)
 
 
 class State(BaseModel):

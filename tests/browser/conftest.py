@@ -30,6 +30,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE = {"width": 360, "height": 640}
+LAPTOP = {"width": 1280, "height": 800}
+STAFF_USER, STAFF_PASSWORD = "petugas", "kata-sandi-petugas"
 STARTUP_TIMEOUT_S = 20.0
 
 
@@ -65,6 +67,10 @@ def server(tmp_path_factory):
         PYTHONUNBUFFERED="1",
     )
     base = f"http://127.0.0.1:{port}"
+    # a dashboard account, made the way an office makes one
+    subprocess.run([sys.executable, "-m", "bot", "admin", "create-user", STAFF_USER,
+                    "--role", "staff", "--name", "Petugas Loket"], cwd=str(REPO_ROOT), env=env,
+                   input=STAFF_PASSWORD + "\n", text=True, check=True, capture_output=True)
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bot"],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,16 +12,24 @@ from flows.content import BUTTON_LABEL_MAX, TELEGRAM_TEXT_MAX, WHATSAPP_BODY_MAX
 from flows.engine import MAX_TEXT, step
 from flows.screens import every_screen
 from flows.types import (
+    ASKS,
+    AddToTicket,
     Attachment,
     Choice,
     Command,
+    ComplaintFiled,
+    Event,
     FileComplaint,
     LookupTickets,
     OptOut,
+    RateTicket,
     SetLanguage,
     State,
     Step,
     Text,
+    TicketInfoAdded,
+    TicketRated,
+    TicketsFound,
     Timeout,
 )
 from tests.conftest import T0, Clock
@@ -190,10 +198,14 @@ _events = st.one_of(
     st.builds(lambda t: ("text", t), st.text(max_size=80)),
     st.builds(lambda t: ("text", t), st.sampled_from(
         ["menu", "kembali", "batal", "bahasa", "stop", "1", "2", "7", "syarat kk", "ktp ilang",
-         "akta", "halo", "bantuan", "English"])),
+         "akta", "halo", "bantuan", "English", "tiket saya", "cek adu-2026-7k3qf9"])),
+    st.builds(lambda p: ("link", p), st.sampled_from(
+        ["go:rate:ADU-2026-7K3QF9:5", "go:rate:ADU-2026-7K3QF9:0", "go:rate:x",
+         "go:c:add:ADU-2026-7K3QF9", "go:c:add:", "go:c:list"])),
     st.builds(lambda i: ("press", i), st.integers(0, 12)),
     st.builds(lambda i: ("stale", i), st.integers(0, 12)),
     st.builds(lambda k: ("attach", k), st.sampled_from(["photo", "sticker", "location"])),
+    st.builds(lambda r: ("kept", r), st.sampled_from(["a/1.jpg", "a/2.pdf"])),
     st.builds(lambda m: ("wait", m), st.integers(1, 300)),
 )
 
@@ -210,9 +222,13 @@ def test_any_sequence_of_events_is_safe(content: Content, events: list) -> None:
             now += timedelta(minutes=value)
             continue
         if kind == "text":
-            event = Text(value, now)
+            event: Event = Text(value, now)
         elif kind == "attach":
             event = Attachment(value, now)
+        elif kind == "kept":
+            event = Attachment("photo", now, value)
+        elif kind == "link":
+            event = Choice(value, now)
         else:
             pool = old_options if kind == "stale" else list(state.options)
             payload = (pool[value % len(pool)] if pool else "0|menu")
@@ -220,8 +236,12 @@ def test_any_sequence_of_events_is_safe(content: Content, events: list) -> None:
                 payload = f"{state.seq}|{state.options[value % len(state.options)]}"
             event = Choice(payload, now)
         result = step(state, event, content)
-        waits = any(isinstance(e, FileComplaint | LookupTickets) for e in result.effects)
-        assert result.replies or waits, (kind, value)  # or the shell answers with an event
+        asks = [e for e in result.effects if isinstance(e, ASKS)]
+        assert result.replies or asks, (kind, value)  # or the shell answers with an event
+        if asks:  # the shell's answer, checked like any turn
+            answered = step(result.state, _answer(asks[0], now), content)
+            assert answered.replies
+            result = Step(answered.state, result.replies + answered.replies)
         for reply in result.replies:
             assert 0 < len(reply.text) <= TELEGRAM_TEXT_MAX
             if reply.options:
@@ -233,6 +253,20 @@ def test_any_sequence_of_events_is_safe(content: Content, events: list) -> None:
             len(result.replies) - 1), "only the newest reply carries buttons"
         old_options = [f"{state.seq}|{t}" for t in state.options] or old_options
         state = result.state
+
+
+def _answer(asks: object, now: datetime) -> Event:
+    """A plausible answer from the shell to an effect the engine waits on."""
+    open_ticket = ("ADU-2026-7K3QF9", "pengaduan", "baru", "2 Maret 2026")
+    if isinstance(asks, FileComplaint):
+        return ComplaintFiled(now, "ADU-2026-7K3QF9", "5 Maret 2026")
+    if isinstance(asks, LookupTickets):
+        return TicketsFound(now, (open_ticket,) * (1 if asks.number else 4), asks.number,
+                            "Sudah kami tindak lanjuti. " * 100 if asks.number else None)
+    if isinstance(asks, RateTicket):
+        return TicketRated(now, asks.number, True)
+    assert isinstance(asks, AddToTicket)
+    return TicketInfoAdded(now, asks.number, False, True)
 
 
 def test_every_screen_renders_in_both_languages(content: Content) -> None:

@@ -8,10 +8,16 @@ by `render_transcript` and compared with the file. Input forms:
     > #2            press button 2 of the newest reply
     > #stale 1      press button 1 of the reply *before* the newest one (an old menu)
     > !photo        send an attachment of that kind
+    > !photo a/1.jpg    ... which the shell kept at that path
     > @+45m         let 45 minutes pass before the next input (m or h)
     > =filed ADU-2026-7K3QF9 5 Maret 2026     the shell's answer to FileComplaint
     > =refused too_many 3 | =refused duplicate ADU-2026-7K3QF9
     > =tickets ADU-2026-7K3QF9:pengaduan:baru:2 Maret 2026,...   the shell's ticket list
+    > =ticket ADU-2026-7K3QF9     one ticket asked for by number: not among this chat's
+    > =ticket ADU-2026-7K3QF9:pengaduan:diproses:2 Maret 2026 | staff answer   ... or found
+    > ^go:rate:ADU-2026-7K3QF9:5  press a button with this payload (a notification's link)
+    > =rated ADU-2026-7K3QF9 ok   the shell's answer to RateTicket (ok or no)
+    > =added ADU-2026-7K3QF9 ok   the shell's answer to AddToTicket (ok, closed or no)
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from flows.types import (
     Reply,
     State,
     Text,
+    TicketInfoAdded,
+    TicketRated,
     TicketsFound,
 )
 from tests.conftest import T0
@@ -67,6 +75,19 @@ def _event(line: str, history: list[Reply], now) -> Event:  # type: ignore[no-un
     if line.startswith("=tickets"):
         items = [t.split(":") for t in line[9:].split(",") if t]
         return TicketsFound(now, tuple((a, b, c, d) for a, b, c, d in items))
+    if line.startswith("=ticket "):
+        found, _, answer = line[8:].partition(" | ")
+        parts = found.split(":")
+        tickets = ((parts[0], parts[1], parts[2], parts[3]),) if len(parts) == 4 else ()
+        return TicketsFound(now, tickets, parts[0], answer or None)
+    if line.startswith("=rated "):
+        _, number, outcome = line.split(" ")
+        return TicketRated(now, number, outcome == "ok")
+    if line.startswith("=added "):
+        _, number, outcome = line.split(" ")
+        return TicketInfoAdded(now, number, outcome == "ok", outcome == "closed")
+    if line.startswith("^"):
+        return Choice(line[1:], now)
     if line.startswith("=refused "):
         _, why, value = line.split(" ", 2)
         if why == "too_many":
@@ -77,7 +98,8 @@ def _event(line: str, history: list[Reply], now) -> Event:  # type: ignore[no-un
     if line.startswith("#"):
         return Choice(history[-1].options[int(line[1:]) - 1].id, now)
     if line.startswith("!"):
-        return Attachment(line[1:], now)  # type: ignore[arg-type]
+        kind, _, ref = line[1:].partition(" ")
+        return Attachment(kind, now, ref or None)  # type: ignore[arg-type]
     if line.startswith("/"):
         return Command(line[1:].split()[0], now, " ".join(line.split()[1:]))
     return Text(line, now)

@@ -1,0 +1,65 @@
+"""APScheduler wakes the periodic work; what is due lives in the database, so a restart or
+a missed run loses nothing (the next run finds the same rows)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Connection
+
+from bot.services import alerts
+from bot.services.complaints import add_working_days
+
+if TYPE_CHECKING:
+    from bot.app import Lontar
+
+log = logging.getLogger(__name__)
+
+
+async def check_deadlines(lontar: Lontar) -> None:
+    """Make deadline alerts and deliver every new alert (urgent ones included)."""
+    cc = lontar.content.complaints
+    if cc is None:
+        return
+    open_states = [s.id for s in cc.state if s.type == "open"]
+    today = datetime.now(UTC).astimezone(lontar.inbox.engine.tz).date()
+
+    def run(conn: Connection) -> tuple[int, int]:
+        horizon = add_working_days(today, 1, frozenset(cc.holidays))
+        made = alerts.sweep(conn, open_states, today, horizon)
+        return made, alerts.deliver(conn, lontar.telegram is not None)
+
+    try:
+        made, queued = await lontar.db.transaction(run)
+    except Exception:  # a failed run is retried at the next one; never kill the scheduler
+        log.exception("deadline check failed")
+        return
+    if queued:
+        lontar.wake("telegram", 0)
+    if made or queued:
+        log.info("deadline check: %d new alerts, %d staff messages queued", made, queued)
+
+
+def start_scheduler(lontar: Lontar) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone=lontar.settings.timezone)
+    scheduler.add_job(check_deadlines, "interval", args=[lontar], id="deadlines",
+                      minutes=lontar.settings.sla_check_minutes, next_run_time=datetime.now(UTC),
+                      max_instances=1, coalesce=True)
+    # urgent alerts are made when the ticket is filed; send them within a minute
+    scheduler.add_job(_deliver, "interval", args=[lontar], id="alerts", seconds=30,
+                      max_instances=1, coalesce=True)
+    scheduler.start()
+    return scheduler
+
+
+async def _deliver(lontar: Lontar) -> None:
+    try:
+        queued = await lontar.db.transaction(alerts.deliver, lontar.telegram is not None)
+    except Exception:
+        log.exception("alert delivery failed")
+        return
+    if queued:
+        lontar.wake("telegram", 0)
