@@ -266,3 +266,11 @@ async def test_a_typed_number_shows_only_your_own_ticket(lontar: Lontar) -> None
     for reply in _replies(lontar, "n2"):
         for secret in (ticket.number, "uang rokok", "sudah diperiksa", "CCTV"):
             assert secret not in str(reply)
+
+
+async def test_a_story_of_only_emoji_asks_for_words(lontar: Lontar) -> None:
+    for i, text in enumerate(["mau komplain", "1", "7", "1", "😡😡😡🙏"]):
+        await _say(lontar, "emoji-chat", i, text)
+    assert "Ceritanya belum ada" in _last_text(lontar, 1)
+    with lontar.db.session() as s:
+        assert s.exec(select(Complaint)).first() is None

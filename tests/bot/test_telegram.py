@@ -277,7 +277,7 @@ async def test_my_chat_member_blocks_and_unblocks(polling: Lontar, fake: FakeTel
 
 async def test_attachments(polling: Lontar, fake: FakeTelegram, tmp_path: Path) -> None:
     c = polling.content
-    fake.photo(CHAT, 25 * 1024 * 1024)
+    fake.photo(CHAT, 30 * 1024 * 1024)
     await until(lambda: any(c.msg("id", "attachment_too_large") in r.plain
                             for r in _chat_sent(fake)))
     fake.document(CHAT, 1000, mime_type="application/x-msdownload", file_name="setup.exe")

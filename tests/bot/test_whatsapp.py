@@ -367,3 +367,30 @@ async def test_daily_budget_defers_to_the_next_day(tmp_path: Path, fake: FakeWha
         assert row.next_attempt_at > datetime.now(UTC) + timedelta(hours=1)
     await stop_channels(app)
     app.close()
+
+
+async def test_staff_answer_outside_the_window_goes_as_the_utility_template(wa: WA) -> None:
+    """A complaint filed on WhatsApp; staff answer two days later: the answer arrives as the
+    utility template, flattened into its one parameter."""
+    from bot.models import complaint_t
+    from bot.services import tickets
+    from bot.services.staff import Staff, create_user
+
+    steps = ("mau komplain", "1", "7", "1", "Antrean lama sekali di loket", "1", "1", "1")
+    for text in steps:
+        before = len(wa.fake.sent_to(USER))
+        await wa.post(wa.fake.text_message(USER, text))
+        await until(lambda n=before: len(wa.fake.sent_to(USER)) > n)
+    await until(lambda: any("ADU-" in _text_of(b) for b in _bodies(wa.fake)))
+    _make_stale(wa.app)
+    wa.fake.close_window(USER)
+    with wa.app.db.engine.begin() as conn:
+        ticket_id = conn.execute(select(complaint_t.c.id)).scalar_one()
+        ana = create_user(conn, "ana", "kata-sandi-panjang", "staff")
+        done = tickets.answer(conn, ticket_id, Staff(ana, "ana", "Ana", "staff"),
+                              "Loket tambahan dibuka.\nTerima kasih.", wa.app.content)
+    wa.app.wake_channels(done.channels)
+    tpl = await until(lambda: [b for b in _bodies(wa.fake) if b["type"] == "template"])
+    assert tpl[0]["template"]["name"] == "status_update"
+    param = tpl[0]["template"]["components"][0]["parameters"][0]["text"]
+    assert "Loket tambahan dibuka." in param and "\n" not in param

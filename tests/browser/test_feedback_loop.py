@@ -91,3 +91,23 @@ def test_citizen_files_staff_answer_and_close_citizen_rates(phone_page, chromium
     finally:
         staff_ctx.close()
     assert chat.errors == [] and chat.external_requests == []
+
+
+def test_dashboard_is_usable_on_a_phone(chromium_browser, server) -> None:
+    ctx = chromium_browser.new_context(viewport={"width": 360, "height": 640},
+                                       is_mobile=True, has_touch=True, base_url=server)
+    ctx.set_default_timeout(20_000)
+    try:
+        page = ctx.new_page()
+        page.goto("/admin/login")
+        page.get_by_label("Nama pengguna").fill(STAFF_USER)
+        page.get_by_label("Kata sandi").fill(STAFF_PASSWORD)
+        page.get_by_role("button", name="Masuk").click()
+        for path in ("/admin/tickets", "/admin/reports", "/admin/alerts"):
+            page.goto(path)
+            expect(page.get_by_role("heading").first).to_be_visible()
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 1, f"{path} scrolls sideways by {overflow}px on a phone"
+    finally:
+        ctx.close()
