@@ -7,6 +7,7 @@ LIMIT/OFFSET with an exact count; bench/dashboard.py measures both at 100,000 ti
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -93,7 +94,11 @@ def _day_start(day: str, tz: ZoneInfo) -> datetime:
     return datetime.combine(date.fromisoformat(day), time(), tz).astimezone(UTC)
 
 
-def where(f: Filters, content: Content, tz: ZoneInfo, today: date) -> list[Any]:
+NUMBER = re.compile(r"^(ADU|SAR|APR)-\d{4}-[2-9A-HJ-NP-Z]{6}$")
+
+
+def where(f: Filters, content: Content, tz: ZoneInfo, today: date,
+          dialect: str = "sqlite") -> list[Any]:
     c = complaint_t.c
     clauses: list[Any] = []
     for name in ("state", "kind", "category", "dimension", "office", "service"):
@@ -112,9 +117,17 @@ def where(f: Filters, content: Content, tz: ZoneInfo, today: date) -> list[Any]:
         assert content.complaints is not None
         open_states = [s.id for s in content.complaints.state if s.type == "open"]
         clauses.extend([c.state.in_(open_states), c.due_on < today])
-    if f.q:
+    if f.q and NUMBER.match(f.q.upper()):  # a pasted ticket number: the unique index
+        clauses.append(c.number == f.q.upper())
+    elif f.q:
         like = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        clauses.append(or_(c.number.ilike(like, escape="\\"), c.text.ilike(like, escape="\\")))
+        # SQLite's LIKE already ignores ASCII case; ilike there adds lower() on every row
+        if dialect == "sqlite":
+            clauses.append(or_(c.number.like(like, escape="\\"),
+                               c.text.like(like, escape="\\")))
+        else:
+            clauses.append(or_(c.number.ilike(like, escape="\\"),
+                               c.text.ilike(like, escape="\\")))
     return clauses
 
 
@@ -135,7 +148,7 @@ INBOX_COLUMNS = (complaint_t.c.id, complaint_t.c.number, complaint_t.c.kind,
 
 def inbox(conn: Connection, f: Filters, content: Content, tz: ZoneInfo, today: date,
           page_size: int = PAGE_SIZE) -> Page:
-    clauses = where(f, content, tz, today)
+    clauses = where(f, content, tz, today, conn.dialect.name)
     cond = and_(True, *clauses)
     total = conn.execute(select(func.count()).select_from(complaint_t).where(cond)).scalar_one()
     pages = max(1, -(-total // page_size))

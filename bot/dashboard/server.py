@@ -12,6 +12,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -275,8 +276,8 @@ class Dashboard:
         path = (self.data_dir / str(row.photos[n])).resolve()
         if not path.is_relative_to(root) or not path.is_file():
             return missing
-        await self.db.transaction(accounts.audit, session.staff.id, "view_file", row.number,
-                                  _ip(request), n=n)
+        await self.db.transaction(partial(accounts.audit, n=n), session.staff.id, "view_file",
+                                  row.number, _ip(request))
         kind = {".jpg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
                 ".pdf": "application/pdf"}.get(path.suffix)
         if kind is None:

@@ -43,11 +43,16 @@ class Ikm:
 def compute(rows: Iterable[Sequence[int]]) -> Ikm | None:
     """IKM from rows of nine scores (U1..U9); None without respondents."""
     rows = list(rows)
-    if not rows:
+    return from_sums(len(rows), [sum(r[i] for r in rows) for i in range(len(UNSUR))])
+
+
+def from_sums(respondents: int, sums: Sequence[int]) -> Ikm | None:
+    """IKM from the respondent count and the nine score totals (what SQL can sum)."""
+    if not respondents:
         return None
-    n = len(rows)
+    n = respondents
     # exact fractions until the end, so 36 answers of 4 give exactly 100
-    nrr = {u: Fraction(sum(r[i] for r in rows), n) for i, u in enumerate(UNSUR)}
+    nrr = {u: Fraction(int(sums[i]), n) for i, u in enumerate(UNSUR)}
     ikm = sum((v * Fraction(1, 9) for v in nrr.values()), Fraction(0)) * 25
     grade, performance = next((g, p) for floor, g, p in GRADES if round(ikm, 2) >= floor)
     return Ikm(n, {u: float(v) for u, v in nrr.items()}, float(ikm), grade, performance)

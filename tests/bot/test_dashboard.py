@@ -270,3 +270,33 @@ async def test_inbox_filters_and_pages(lontar: Lontar, client: TestClient) -> No
     body = await (await client.get("/admin/tickets?start=2026-99-01")).text()
     assert "tanggal tidak valid" in body
     assert re.search(r"Halaman 1 dari 1", body)
+
+
+async def test_search_by_number_word_and_wildcards(lontar: Lontar, client: TestClient) -> None:
+    add_user(lontar, "ana", "staff")
+    await file_complaint(lontar, "search-citizen-01", "Antrean LAMA di loket")
+    await file_complaint(lontar, "search-citizen-02", "Printer rusak")
+    number = _ticket(lontar, 1)["number"]
+    await login(client, "ana")
+    for q, expected in ((number.lower(), 1), ("lama", 1), ("%", 0), ("_", 0), ("rusak", 1),
+                        ("", 2)):
+        body = await (await client.get("/admin/tickets", params={"q": q})).text()
+        assert f"Tiket ({expected})" in body, q
+
+
+async def test_attachment_served_only_after_login(lontar: Lontar, client: TestClient) -> None:
+    add_user(lontar, "ana", "staff")
+    await file_complaint(lontar, "file-citizen-0001", "Loket rusak")
+    t = _ticket(lontar)
+    folder = lontar.settings.data_dir / "attachments" / "web" / "x"
+    folder.mkdir(parents=True)
+    (folder / "p1.png").write_bytes(b"\x89PNG\r\n\x1a\n fake image")
+    with lontar.db.engine.begin() as conn:
+        conn.execute(complaint_t.update().values(photos=["attachments/web/x/p1.png"]))
+    r = await client.get(f"/admin/tickets/{t['id']}/files/0", allow_redirects=False)
+    assert r.status == 303  # not logged in: to the login page, no bytes
+    await login(client, "ana")
+    r = await client.get(f"/admin/tickets/{t['id']}/files/0")
+    assert r.status == 200 and r.headers["Content-Type"] == "image/png"
+    assert (await r.read()).startswith(b"\x89PNG")
+    assert ("view_file", t["number"]) in _audit(lontar)
