@@ -170,6 +170,9 @@ async def serve(lontar: Lontar) -> None:
     site = web.TCPSite(runner, s.host, s.port)
     await site.start()
     print(f"Lontar web chat: http://{s.host}:{s.port}/  (Ctrl-C to stop)", flush=True)
+    if lontar.content.complaints is not None:
+        print(f"Dashboard: http://{s.host}:{s.port}/admin  (accounts: lontar admin "
+              "create-user)", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.log_level.upper() != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run
     try:
         if args.command == "match":
             return _match(args, settings.content_dir)
