@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
@@ -46,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     cu.add_argument("--role", choices=("admin", "staff", "viewer"), default="staff")
     cu.add_argument("--name", help="name shown to colleagues (default: the username)")
     cu.add_argument("--telegram-chat", help="Telegram chat id for alerts and reminders")
+    ap = sub.add_parser("applications", help="application status tracking")
+    ap_sub = ap.add_subparsers(dest="action", required=True)
+    imp = ap_sub.add_parser("import", help="load or update applications from a CSV file")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--dry-run", action="store_true", help="check and count, write nothing")
     db = sub.add_parser("db", help="database tools")
     db_sub = db.add_subparsers(dest="action", required=True)
     db_sub.add_parser("upgrade", help="apply database migrations (alembic)")
@@ -83,6 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             lontar = build(settings)
             try:
                 return _create_user(lontar, args)
+            finally:
+                lontar.close()
+        if args.command == "applications":
+            lontar = build(settings)
+            try:
+                return _import(lontar, args.file, args.dry_run)
             finally:
                 lontar.close()
         if args.command == "db":
@@ -156,6 +168,32 @@ async def _telegram(action: str, settings: Settings) -> int:
         else:
             await bot.delete_webhook()
             print("webhook deleted: Lontar will use long polling")
+    return 0
+
+
+def _import(lontar: Any, path: Path, dry_run: bool) -> int:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.services.application_import import print_progress, run
+
+    today = datetime.now(UTC).astimezone(ZoneInfo(lontar.settings.timezone)).date()
+    report = run(lontar.db.engine, path, lontar.content, lontar.settings.secret_key, today,
+                 dry_run=dry_run, progress=None if dry_run else print_progress())
+    if report.errors:
+        for line, where, problem in report.errors[:200]:
+            print(f"{path.name}: line {line}: {where}: {problem}", file=sys.stderr)
+        if len(report.errors) > 200:
+            print(f"... and {len(report.errors) - 200} more", file=sys.stderr)
+        print(f"lontar: {len(report.errors)} problem(s) in {report.rows} rows; nothing was "
+              "written", file=sys.stderr)
+        return 1
+    a = report.applied
+    assert a is not None
+    verb = "would be" if dry_run else "were"
+    print(f"{report.rows} rows: {a.created} new, {a.updated} updated, {a.unchanged} "
+          f"unchanged; {a.notified} notifications {verb} queued"
+          + (" (dry run: nothing written)" if dry_run else ""))
     return 0
 
 

@@ -246,6 +246,67 @@ class StaffAlert(SQLModel, table=True):
     notified_at: datetime | None = None  # sent to Telegram (or nothing to send)
 
 
+class Application(SQLModel, table=True):
+    """An application (permohonan) as the office registered it. The applicant's NIK is kept
+    only as an HMAC under the server secret; the verification answer (birth date or the
+    NIK's last four digits) only as an HMAC bound to this registration number."""
+
+    __table_args__ = (Index("ix_application_status_changed", "status", "status_changed_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    reg_no: str = Field(max_length=64, unique=True)
+    service: str = Field(max_length=64)
+    office: str = Field(max_length=64)
+    status: str = Field(max_length=32)
+    reason: str | None = Field(default=None, max_length=500)  # shown to the citizen
+    nik_hmac: str | None = Field(default=None, max_length=64, index=True)
+    verify_kind: str = Field(max_length=16)  # birth_date, nik_last4
+    verify_hmac: str = Field(max_length=64)
+    status_changed_at: datetime = Field(default_factory=utcnow)
+    reminded_at: datetime | None = None  # the "not collected yet" reminder
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ApplicationUpdate(SQLModel, table=True):
+    """Every status change, with who made it and through which door."""
+
+    __tablename__ = "application_update"
+    __table_args__ = (Index("ix_application_update_app", "application_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id")
+    status_before: str | None = Field(default=None, max_length=32)
+    status_after: str = Field(max_length=32)
+    reason: str | None = Field(default=None, max_length=500)
+    staff_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    source: str = Field(max_length=16)  # import, dashboard, api
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApplicationSubscription(SQLModel, table=True):
+    """A chat that asked to be told of every change of one application."""
+
+    __tablename__ = "application_subscription"
+
+    application_id: int = Field(foreign_key="application.id", primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    stopped_at: datetime | None = None
+
+
+class LookupGuard(SQLModel, table=True):
+    """Per chat: wrong verification answers, a lock, and the look-up rate window."""
+
+    __tablename__ = "lookup_guard"
+
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True)
+    failures: int = 0
+    locked_until: datetime | None = None
+    window_start: datetime = Field(default_factory=utcnow)
+    lookups: int = 0
+
+
 # Core handles on the tables, for the hot paths that skip the ORM (see bot/db.py).
 contact_t = Contact.__table__  # type: ignore[attr-defined]
 conversation_t = Conversation.__table__  # type: ignore[attr-defined]
@@ -259,3 +320,7 @@ staff_t = StaffUser.__table__  # type: ignore[attr-defined]
 session_t = StaffSession.__table__  # type: ignore[attr-defined]
 audit_t = AuditLog.__table__  # type: ignore[attr-defined]
 alert_t = StaffAlert.__table__  # type: ignore[attr-defined]
+application_t = Application.__table__  # type: ignore[attr-defined]
+app_update_t = ApplicationUpdate.__table__  # type: ignore[attr-defined]
+subscription_t = ApplicationSubscription.__table__  # type: ignore[attr-defined]
+guard_t = LookupGuard.__table__  # type: ignore[attr-defined]

@@ -119,6 +119,8 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
         "ticket_answer": ("number", "text"),
         "ticket_state": ("number", "state"),
         "ticket_rate": ("number",),
+        # an application's status, looked up or pushed when it changes
+        "application_status": ("number", "status", "next"),
         # the citizen following a ticket: one ticket by number, adding information, rating
         "ticket_not_found": (),
         "tickets_add_hint": (),
@@ -328,6 +330,32 @@ class Complaints(_Model):
     state: tuple[TicketState, ...] = Field(min_length=2)
 
 
+class ApplicationStatus(_Model):
+    id: str = Field(pattern=r"^[a-z-]+$")
+    type: Literal["open", "ready", "action", "done", "closed"]
+    label: Text
+    next: Text  # may use {office} and {reason}
+
+
+class Applications(_Model):
+    remind_ready_after_days: int = Field(7, ge=1)
+    verify_attempts: int = Field(5, ge=1)
+    lock_minutes: int = Field(60, ge=1)
+    lookups_per_hour: int = Field(20, ge=1)
+    status: tuple[ApplicationStatus, ...] = Field(min_length=2)
+
+    @field_validator("status")
+    @classmethod
+    def _unique(cls, v: tuple[ApplicationStatus, ...]) -> tuple[ApplicationStatus, ...]:
+        ids = [s.id for s in v]
+        if len(set(ids)) != len(ids):
+            raise ValueError("status ids must be unique")
+        return v
+
+    def get(self, status_id: str) -> ApplicationStatus | None:
+        return next((s for s in self.status if s.id == status_id), None)
+
+
 AnyTopic = Service | Topic
 
 
@@ -345,6 +373,7 @@ class Content:
     messages: Mapping[Lang, Mapping[str, str]]
     survey: Survey | None = None
     complaints: Complaints | None = None
+    applications: Applications | None = None
     source: str = ""
 
     def msg(self, lang: Lang, key: str, **fields: str) -> str:
@@ -547,7 +576,11 @@ def load_content(root: Path | str | None = None) -> Content:
     complaints_path = root / "complaints.toml"
     complaints = c.model(Complaints, c.read(complaints_path) or {}, complaints_path)
 
+    applications_path = root / "applications.toml"
+    applications = c.model(Applications, c.read(applications_path) or {}, applications_path)
+
     content = Content(
+        applications=applications,
         complaints=complaints,
         survey=survey,
         services=services,
@@ -648,6 +681,16 @@ def _check_references(content: Content, root: Path, c: _Collector) -> None:
                 for lang in LANGS:
                     _check_len(c, survey_path, f"profile[{f.id}].options[{i}].{lang}",
                                option.get(lang), BUTTON_LABEL_MAX)
+    applications_path = root / "applications.toml"
+    for st in content.applications.status if content.applications else ():
+        for lang in LANGS:
+            _check_len(c, applications_path, f"status[{st.id}].label.{lang}",
+                       st.label.get(lang), BUTTON_LABEL_MAX)
+            fields = {f for _, f, _, _ in string.Formatter().parse(st.next.get(lang)) if f}
+            if fields - {"office", "reason"}:
+                c.add(applications_path, f"status[{st.id}].next.{lang}",
+                      f"unknown placeholder(s) {sorted(fields - {'office', 'reason'})}; "
+                      "allowed: office, reason")
     complaints_path = root / "complaints.toml"
     if content.complaints is not None:
         dims = {d.id for d in content.complaints.dimension}

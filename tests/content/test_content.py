@@ -137,3 +137,13 @@ def test_survey_must_have_nine_unsur_with_short_answers(tmp_path: Path) -> None:
     _edit(root2 / "survey.toml", '{ id = "Sangat baik", en = "Very good" }',
           '{ id = "Sangat baik sekali sungguh", en = "Very good" }')
     assert any("survey.toml: unsur[U8].answers[3].id" in e for e in _errors(root2))
+
+
+def test_application_status_texts_checked(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    path = root / "applications.toml"
+    _edit(path, "Ambil di {office}", "Ambil di {kantor}")
+    assert any(e.startswith("content/applications.toml: status[siap-diambil].next.id: "
+                            "unknown placeholder") for e in _errors(root))
+    _edit(path, 'id = "ditolak"', 'id = "diterima"')
+    assert any("applications.toml" in e and "unique" in e for e in _errors(root))
