@@ -32,6 +32,7 @@ from bot.models import (
     inbound_t,
     outbox_t,
 )
+from bot.outbox import new_row
 from bot.services import complaints, survey
 from flows.content import Content
 from flows.engine import Options, step
@@ -353,11 +354,8 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
                 # menu to menu by a button: the channel may replace the pressed message
                 payloads[0]["edit_message_id"] = pressed
         conn.execute(insert(outbox_t), [
-            {"contact_id": contact_id, "channel": channel, "priority": PRIORITY_REPLY,
-             "status": "pending", "payload": data, "inbound_id": inbound_id,
-             "attempts": 0, "next_attempt_at": now, "created_at": now}
-            for data in payloads
-        ])
+            new_row(contact_id, channel, data, PRIORITY_REPLY, now, inbound_id)
+            for data in payloads])
 
 
 def _unprocessed(conn: Connection) -> list[int]:
@@ -370,7 +368,5 @@ def _queue_reply(conn: Connection, contact_id: int, *, reply: Reply, inbound_pla
     inbound_id = conn.execute(
         _FIND_INBOUND, {"channel": channel, "pid": inbound_platform_id}).scalar_one()
     conn.execute(_DONE, {"iid": inbound_id, "now": now})
-    conn.execute(insert(outbox_t), {
-        "contact_id": contact_id, "channel": channel, "priority": PRIORITY_REPLY,
-        "status": "pending", "payload": reply.to_dict(), "inbound_id": inbound_id,
-        "attempts": 0, "next_attempt_at": now, "created_at": now})
+    conn.execute(insert(outbox_t), new_row(contact_id, channel, reply.to_dict(),
+                                           PRIORITY_REPLY, now, inbound_id))

@@ -54,6 +54,14 @@ _MARK_SENT = (
 )
 
 
+def new_row(contact_id: int, channel: str, payload: dict[str, Any], priority: int,
+            now: datetime, inbound_id: int | None = None) -> dict[str, Any]:
+    """An outbox row to insert: how every message, reply or notification, is queued."""
+    return {"contact_id": contact_id, "channel": channel, "priority": priority,
+            "status": PENDING, "payload": payload, "inbound_id": inbound_id, "attempts": 0,
+            "next_attempt_at": now, "created_at": now}
+
+
 def fetch_after(conn: Connection, contact_id: int, after: int, limit: int = 50) -> list[Row[Any]]:
     """Rows for a contact newer than the client's cursor; pending ones become sent.
 

@@ -203,20 +203,6 @@ def report(conn: Connection, period: Period, content: Content, tz: ZoneInfo, tod
 BATCH = 2000
 
 
-def _rows(conn: Connection, f: Filters, content: Content, tz: ZoneInfo, today: date,
-          columns: list[Any]) -> Any:
-    """The filtered tickets oldest first, in batches by id (keyset, not OFFSET)."""
-    clauses = where(f, content, tz, today, conn.dialect.name)
-    last = 0
-    while True:
-        batch = conn.execute(select(*columns).where(complaint_t.c.id > last, *clauses)
-                             .order_by(complaint_t.c.id).limit(BATCH)).all()
-        if not batch:
-            return
-        yield from batch
-        last = batch[-1].id
-
-
 def tickets_csv(conn: Connection, f: Filters, content: Content, tz: ZoneInfo, today: date,
                 labels: dict[str, dict[str, str]], with_identity: bool) -> Any:
     """CSV text in chunks; identity columns only when `with_identity` (admins)."""
@@ -253,6 +239,8 @@ def tickets_csv(conn: Connection, f: Filters, content: Content, tz: ZoneInfo, to
 
 def _joined(conn: Connection, f: Filters, content: Content, tz: ZoneInfo, today: date,
             cols: list[Any]) -> Any:
+    """The filtered tickets oldest first, in batches by id (keyset, not OFFSET), with the
+    assignee and, when a column asks for it, the contact joined."""
     clauses = where(f, content, tz, today, conn.dialect.name)
     last = 0
     base = complaint_t.outerjoin(staff_t, staff_t.c.id == complaint_t.c.assignee_id)
@@ -280,7 +268,7 @@ def lapor_csv(conn: Connection, f: Filters, content: Content, tz: ZoneInfo, toda
     out.writerow(["nomor_pelacakan_lokal", "klasifikasi", "topik", "judul", "isi_laporan",
                   "waktu_kejadian", "instansi_tujuan", "lokasi", "kerahasiaan",
                   "tanggal_laporan", "status"])
-    for i, r in enumerate(_rows(conn, f, content, tz, today, cols)):
+    for i, r in enumerate(_joined(conn, f, content, tz, today, cols)):
         secrecy = {"confidential": "Rahasia", "anonymous": "Anonim"}.get(r.identity, "Biasa")
         out.writerow([safe_cell(v) for v in (
             r.number, LAPOR_CLASS.get(r.kind, "Pengaduan"), LAPOR_TOPIC,

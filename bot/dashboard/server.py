@@ -29,6 +29,7 @@ from bot.models import alert_t, audit_t, complaint_t, staff_t
 from bot.services import staff as accounts
 from bot.services import tickets
 from bot.services.staff import LoginLimiter, Session
+from flows.complaint import IDENTITY, WHEN
 from flows.content import Content
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class Dashboard:
     def _labels(self) -> dict[str, dict[str, str]]:
         cc = self.content.complaints
         assert cc is not None
+        msg = self.content.msg
         return {
             "state": {s.id: s.label.get("id") for s in cc.state},
             "state_type": {s.id: s.type for s in cc.state},
@@ -81,10 +83,10 @@ class Dashboard:
             "category": {c.id: c.label.get("id") for c in cc.category},
             "dimension": {d.id: d.label.get("id") for d in cc.dimension},
             "office": {o.id: o.label.get("id") for o in self.content.offices},
-            "service": {"umum": "Umum/lainnya"} | {
+            "service": {"umum": msg("id", "complaint_general")} | {
                 k: s.label.get("id") for k, s in self.content.services.items()},
-            "identity": {"named": "Bernama", "confidential": "Rahasia", "anonymous": "Anonim"},
-            "happened": {"today": "Hari ini", "week": "Minggu ini", "earlier": "Sebelumnya"},
+            "identity": {i: msg("id", f"identity_{i}") for i in IDENTITY},
+            "happened": {w: msg("id", f"when_{w}") for w in WHEN},
         }
 
     def _local(self, value: datetime | None, fmt: str = "%d-%m-%Y %H:%M") -> str:

@@ -18,6 +18,8 @@ from bot.models import (
     outbox_t,
     staff_t,
 )
+from bot.outbox import new_row
+from flows.types import Reply
 
 TEXTS = {
     "urgent": "MENDESAK: laporan {number} tentang biaya/pungli. Layanan Dukcapil gratis; "
@@ -95,7 +97,5 @@ def _queue(conn: Connection, chat_id: str, text: str, now: datetime) -> None:
             "channel": "telegram", "external_id": chat_id, "display_name": "staf",
             "language": "id", "opted_in": False, "created_at": now,
         }).inserted_primary_key[0]  # type: ignore[index]
-    conn.execute(insert(outbox_t), {
-        "contact_id": contact, "channel": "telegram", "priority": PRIORITY_NOTIFICATION,
-        "status": "pending", "payload": {"text": text, "options": []}, "attempts": 0,
-        "next_attempt_at": now, "created_at": now})
+    conn.execute(insert(outbox_t), new_row(contact, "telegram", Reply(text).to_dict(),
+                                           PRIORITY_NOTIFICATION, now))

@@ -30,6 +30,7 @@ from bot.models import (
     outbox_t,
     subscription_t,
 )
+from bot.outbox import new_row
 from flows import nik as niks
 from flows.content import Content
 from flows.types import Lang, Option, Reply
@@ -251,10 +252,7 @@ def notify(conn: Connection, items: Mapping[int, Item], content: Content,
             i = items[s.application_id]
             lang: Lang = "en" if s.language == "en" else "id"
             reply = status_reply(content, lang, i.reg_no, i.status, i.reason, i.office)
-            rows.append({"contact_id": s.id, "channel": s.channel,
-                         "priority": PRIORITY_NOTIFICATION, "status": "pending",
-                         "payload": reply.to_dict(), "attempts": 0, "next_attempt_at": now,
-                         "created_at": now})
+            rows.append(new_row(s.id, s.channel, reply.to_dict(), PRIORITY_NOTIFICATION, now))
     if rows:
         conn.execute(insert(outbox_t), rows)
     return len(rows), {r["channel"] for r in rows}

@@ -146,11 +146,6 @@ def audit(conn: Connection, staff_id: int | None, action: str, target: str | Non
                                    "ip": ip})
 
 
-def staff_names(conn: Connection) -> dict[int, str]:
-    return {r.id: r.display_name for r in conn.execute(
-        select(staff_t.c.id, staff_t.c.display_name).order_by(staff_t.c.display_name))}
-
-
 class LoginLimiter:
     """At most `attempts` failed logins per key (address, and username) per `window`
     seconds; in memory, as one process serves the dashboard."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from bot.models import (
     staff_t,
     update_t,
 )
+from bot.outbox import new_row
 from bot.services.complaints import add_working_days
 from bot.services.staff import Staff, audit
 from flows.content import Content
@@ -84,9 +85,8 @@ def notify_followers(conn: Connection, ticket_id: int,
         .where(follower_t.c.complaint_id == ticket_id)).all()
     if rows:
         conn.execute(insert(outbox_t), [
-            {"contact_id": r.id, "channel": r.channel, "priority": PRIORITY_NOTIFICATION,
-             "status": "pending", "payload": make(r.language).to_dict(), "attempts": 0,
-             "next_attempt_at": now, "created_at": now} for r in rows])
+            new_row(r.id, r.channel, make(r.language).to_dict(), PRIORITY_NOTIFICATION, now)
+            for r in rows])
     return frozenset(r.channel for r in rows)
 
 
@@ -205,6 +205,3 @@ def retag(conn: Connection, ticket_id: int, staff: Staff, category: str, dimensi
     audit(conn, staff.id, "retag", ticket.number, ip, **{k: v[1] for k, v in changes.items()})
     return Done(frozenset())
 
-
-def overdue(state_type: str, due_on: date, today: date) -> bool:
-    return state_type == "open" and due_on < today
