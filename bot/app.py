@@ -12,6 +12,7 @@ from datetime import timedelta
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from bot.api import StaffApi
 from bot.channels.telegram import TelegramChannel
 from bot.channels.web import WebChat
 from bot.channels.whatsapp import WhatsAppChannel
@@ -60,7 +61,7 @@ def build(settings: Settings | None = None, *, migrate: bool = True) -> Lontar:
     if migrate:
         db.upgrade()
     inbox = Inbox(db, content, Options(idle_timeout=timedelta(minutes=settings.idle_minutes)),
-                  timezone=settings.timezone)
+                  timezone=settings.timezone, secret=settings.secret_key)
     understander(content)  # build the free-text index now, not in a citizen's first turn
     lontar = Lontar(settings, content, db, inbox)
     inbox.on_commit = lontar.wake
@@ -104,7 +105,7 @@ def dashboard_of(lontar: Lontar) -> Dashboard:
         lontar.db, lontar.content, data_dir=s.data_dir, timezone=s.timezone,
         idle_minutes=s.session_idle_minutes, login_attempts=s.login_attempts,
         secure=s.secure_cookies,
-        wake=lontar.wake_channels)
+        wake=lontar.wake_channels, secret=s.secret_key)
 
 
 def web_app(lontar: Lontar) -> web.Application:
@@ -118,6 +119,9 @@ def web_app(lontar: Lontar) -> web.Application:
         lontar.whatsapp.routes(app)
     if lontar.content.complaints is not None:
         dashboard_of(lontar).routes(app)
+    if lontar.content.applications is not None:
+        StaffApi(lontar.db, lontar.content, secret=s.secret_key, timezone=s.timezone,
+                 wake=lontar.wake_channels).routes(app)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")

@@ -47,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     cu.add_argument("--role", choices=("admin", "staff", "viewer"), default="staff")
     cu.add_argument("--name", help="name shown to colleagues (default: the username)")
     cu.add_argument("--telegram-chat", help="Telegram chat id for alerts and reminders")
+    tok = sub.add_parser("api-token", help="bearer tokens for the staff API (/api/v1/)")
+    tok_sub = tok.add_subparsers(dest="action", required=True)
+    tc = tok_sub.add_parser("create", help="create a token and print it (shown only once)")
+    tc.add_argument("name", help="which system uses it, e.g. simduk-sync")
+    tc.add_argument("--scope", choices=("read", "write"), default="read",
+                    help="read: look up applications; write: also create and change them")
+    tr = tok_sub.add_parser("revoke", help="stop a token from working (at once)")
+    tr.add_argument("name", help="the token's name (or its id)")
+    tok_sub.add_parser("list", help="tokens with scope and last use (never the tokens)")
     ap = sub.add_parser("applications", help="application status tracking")
     ap_sub = ap.add_subparsers(dest="action", required=True)
     imp = ap_sub.add_parser("import", help="load or update applications from a CSV file")
@@ -89,6 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             lontar = build(settings)
             try:
                 return _create_user(lontar, args)
+            finally:
+                lontar.close()
+        if args.command == "api-token":
+            lontar = build(settings)
+            try:
+                return _api_token(lontar, args)
             finally:
                 lontar.close()
         if args.command == "applications":
@@ -217,6 +232,45 @@ def _create_user(lontar: Any, args: argparse.Namespace) -> int:
         print(f"lontar: {exc}", file=sys.stderr)
         return 2
     print(f"user {args.username.strip().lower()} created (id {user_id}, role {args.role})")
+    return 0
+
+
+def _api_token(lontar: Any, args: argparse.Namespace) -> int:
+    from bot.services import api_tokens
+
+    if args.action == "create":
+        try:
+            with lontar.db.engine.begin() as conn:
+                token = api_tokens.create(conn, args.name, args.scope)
+        except api_tokens.TokenError as exc:
+            print(f"lontar: {exc}", file=sys.stderr)
+            return 2
+        print(f"token {args.name.strip().lower()} created (scope {args.scope}):")
+        print(token)
+        print("Store it now: it cannot be shown again (only its hash is kept).")
+        return 0
+    if args.action == "revoke":
+        with lontar.db.engine.begin() as conn:
+            done = api_tokens.revoke(conn, args.name)
+        if not done:
+            print(f"lontar: no live token named {args.name!r}", file=sys.stderr)
+            return 1
+        print(f"token {args.name.strip().lower()} revoked")
+        return 0
+    with lontar.db.engine.connect() as conn:
+        tokens = api_tokens.list_tokens(conn)
+    if not tokens:
+        print("no API tokens (create one with: lontar api-token create NAME --scope read)")
+        return 0
+
+    def when(value: Any) -> str:
+        return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+    print(f"{'id':>4}  {'name':<24} {'scope':<6} {'created':<20} {'last used':<20} state")
+    for t in tokens:
+        state = f"revoked {when(t.revoked_at)}" if t.revoked_at else "active"
+        print(f"{t.id:>4}  {t.name:<24} {t.scope:<6} {when(t.created_at):<20} "
+              f"{when(t.last_used_at):<20} {state}")
     return 0
 
 

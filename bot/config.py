@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     secure_cookies_setting: bool | None = Field(
         None, validation_alias=_env("LONTAR_SECURE_COOKIES"))
     sla_check_minutes: int = Field(15, ge=1, validation_alias=_env("LONTAR_SLA_CHECK_MINUTES"))
+    reminder_check_minutes: int = Field(
+        15, ge=1, validation_alias=_env("LONTAR_REMINDER_CHECK_MINUTES"))
 
     telegram_bot_token: str = Field("", validation_alias=_env("TELEGRAM_BOT_TOKEN"))
     telegram_api_base_url: str = Field(

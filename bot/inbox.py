@@ -33,15 +33,19 @@ from bot.models import (
     outbox_t,
 )
 from bot.outbox import new_row
-from bot.services import complaints, survey
+from bot.services import application_lookup, complaints, survey
 from flows.content import Content
 from flows.engine import Options, step
+from flows.nik import mask_in_text
 from flows.types import (
     ASKS,
     Attachment,
+    CheckApplication,
     Choice,
     Command,
     Event,
+    FollowApplication,
+    ListApplications,
     OptOut,
     Reply,
     SetLanguage,
@@ -123,12 +127,13 @@ class Inbox:
         options: Options | None = None,
         on_commit: Callable[[str, int], None] | None = None,
         timezone: str = "Asia/Makassar",
+        secret: str = "",
     ):
         self.db = db
         self.content = content
         self.options = options or Options()
         self.on_commit = on_commit  # (channel, contact_id): wake that channel's sender
-        self.engine = Engine(content, self.options, ZoneInfo(timezone))
+        self.engine = Engine(content, self.options, ZoneInfo(timezone), secret)
         self._locks = _Locks()
 
     async def handle(self, inbound: Inbound, then: After | None = None) -> Received:
@@ -207,6 +212,7 @@ class Engine:
     content: Content
     options: Options
     tz: ZoneInfo
+    secret: str = ""  # keys the application look-ups (bot.services.application_lookup)
 
     def __call__(self, kind: str, payload: dict[str, Any], at: datetime, state: State) -> Step:
         return step(state, to_event(kind, payload, at), self.content, self.options)
@@ -282,14 +288,15 @@ def _store(conn: Connection, inbound: Inbound, stepper: Stepper | None,
         last = known.last_inbound_at
         if last is None or inbound.at - last > SEEN_PRECISION:
             conn.execute(_SEEN_CONTACT, {"cid": contact_id, "at": inbound.at})
+    payload = _masked(inbound.payload)  # what the engine and the database see
     inbound_id = conn.execute(insert(inbound_t), {
         "channel": inbound.channel, "platform_id": inbound.platform_id,
-        "contact_id": contact_id, "kind": inbound.kind, "payload": inbound.payload,
+        "contact_id": contact_id, "kind": inbound.kind, "payload": payload,
         "received_at": inbound.at,
         "processed_at": datetime.now(UTC) if stepper is not None else None,
     }).inserted_primary_key[0]  # type: ignore[index]
     if stepper is not None:
-        _process(conn, inbound_id, contact_id, inbound.channel, inbound.kind, inbound.payload,
+        _process(conn, inbound_id, contact_id, inbound.channel, inbound.kind, payload,
                  inbound.at, language, saved, stepper)
     extra = then(conn, contact_id) if then is not None else None
     return Received(inbound_id, contact_id, new=True, extra=extra)
@@ -321,10 +328,12 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
     now = datetime.now(UTC)
     for _ in range(3):  # effects whose outcome the engine must hear about (bounded)
         asks = next((e for e in result.effects if isinstance(e, ASKS)), None)
-        if asks is None or stepper.content.complaints is None:
+        answer = _answer(conn, contact_id, asks, stepper, result.state.lang, at, now)
+        if answer is None:
             break
-        answer = complaints.answer(conn, contact_id, asks, stepper.content, stepper.tz,
-                                   result.state.lang, at, now)
+        if isinstance(asks, CheckApplication):  # the verification answer is not kept
+            conn.execute(update(inbound_t).where(inbound_t.c.id == inbound_id).values(
+                payload={**payload, "text": REDACTED}))
         follow = stepper.event(result.state, answer)
         result = Step(follow.state, result.replies + follow.replies,
                       tuple(e for e in result.effects if e is not asks) + follow.effects)
@@ -356,6 +365,36 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
         conn.execute(insert(outbox_t), [
             new_row(contact_id, channel, data, PRIORITY_REPLY, now, inbound_id)
             for data in payloads])
+
+
+REDACTED = "[jawaban verifikasi]"
+
+
+def _masked(payload: dict[str, Any]) -> dict[str, Any]:
+    """A NIK typed in a chat is stored (and so shown and logged anywhere later) masked."""
+    out = payload
+    for key in ("text", "args"):
+        value = payload.get(key)
+        if isinstance(value, str):
+            masked = mask_in_text(value)
+            if masked != value:
+                out = {**out, key: masked}
+    return out
+
+
+def _answer(conn: Connection, contact_id: int, asks: Any, stepper: Stepper, lang: Any,
+            at: datetime, now: datetime) -> Event | None:
+    """Do what the engine asked; the event that tells it the outcome (None: nothing asked,
+    or a part this office's content does not have)."""
+    content = stepper.content
+    if isinstance(asks, CheckApplication | ListApplications | FollowApplication):
+        if content.applications is None:
+            return None
+        return application_lookup.answer(conn, contact_id, asks, content, stepper.secret,
+                                         lang, at, now)
+    if asks is None or content.complaints is None:
+        return None
+    return complaints.answer(conn, contact_id, asks, content, stepper.tz, lang, at, now)
 
 
 def _unprocessed(conn: Connection) -> list[int]:

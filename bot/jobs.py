@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Connection
 
-from bot.services import alerts
+from bot.services import alerts, application_reminders
 from bot.services.complaints import add_working_days
 
 if TYPE_CHECKING:
@@ -43,11 +43,29 @@ async def check_deadlines(lontar: Lontar) -> None:
         log.info("deadline check: %d new alerts, %d staff messages queued", made, queued)
 
 
+async def send_reminders(lontar: Lontar) -> None:
+    """Queue application reminders and SKM invitations now due, and wake their senders."""
+    now = datetime.now(UTC)
+    tz = lontar.inbox.engine.tz
+    try:
+        queued, channels = await lontar.db.transaction(
+            lambda conn: application_reminders.sweep(conn, lontar.content, now, tz=tz))
+    except Exception:  # a failed run is retried at the next one; never kill the scheduler
+        log.exception("application reminders failed")
+        return
+    lontar.wake_channels(frozenset(channels))
+    if queued:
+        log.info("application reminders: %d messages queued", queued)
+
+
 def start_scheduler(lontar: Lontar) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=lontar.settings.timezone)
     scheduler.add_job(check_deadlines, "interval", args=[lontar], id="deadlines",
                       minutes=lontar.settings.sla_check_minutes, next_run_time=datetime.now(UTC),
                       max_instances=1, coalesce=True)
+    scheduler.add_job(send_reminders, "interval", args=[lontar], id="reminders",
+                      minutes=lontar.settings.reminder_check_minutes,
+                      next_run_time=datetime.now(UTC), max_instances=1, coalesce=True)
     # urgent alerts are made when the ticket is filed; send them within a minute
     scheduler.add_job(_deliver, "interval", args=[lontar], id="alerts", seconds=30,
                       max_instances=1, coalesce=True)

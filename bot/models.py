@@ -307,6 +307,22 @@ class LookupGuard(SQLModel, table=True):
     lookups: int = 0
 
 
+class ApiToken(SQLModel, table=True):
+    """A bearer token for the office's own systems (the staff API). Only the token's SHA-256
+    is kept: a copy of the database gives no one access. A revoked token keeps its row, so
+    the audit log's token names still mean something."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    scope: str = Field(max_length=8)  # read, write (write implies read)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
 # Core handles on the tables, for the hot paths that skip the ORM (see bot/db.py).
 contact_t = Contact.__table__  # type: ignore[attr-defined]
 conversation_t = Conversation.__table__  # type: ignore[attr-defined]
@@ -324,3 +340,4 @@ application_t = Application.__table__  # type: ignore[attr-defined]
 app_update_t = ApplicationUpdate.__table__  # type: ignore[attr-defined]
 subscription_t = ApplicationSubscription.__table__  # type: ignore[attr-defined]
 guard_t = LookupGuard.__table__  # type: ignore[attr-defined]
+token_t = ApiToken.__table__  # type: ignore[attr-defined]

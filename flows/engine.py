@@ -7,14 +7,18 @@ events (the golden transcripts in tests/flows do exactly that).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from flows import complaint, survey, tickets
+from flows import complaint, status, survey, tickets
 from flows.content import Content
 from flows.screens import Screen, Target, UnknownScreen, main_targets, render, topic_target
 from flows.types import (
     LANGS,
+    ApplicationChecked,
+    ApplicationFollowed,
+    ApplicationsListed,
     Attachment,
     Choice,
     Command,
@@ -42,6 +46,7 @@ MAX_HOPS = 8  # redirects one turn may follow before the engine gives up (loop g
 MAX_BACK = 12  # screens remembered for "back"
 MAX_TEXT = 2000  # characters read from one message; the rest is ignored with a note
 WHATSAPP_BODY_MAX = 1024
+_SLASH = re.compile(r"/([A-Za-z_]{1,32})(?:\s+(.*))?", re.DOTALL)  # "/status KK-1" typed
 
 @dataclass(frozen=True)
 class Options:
@@ -136,6 +141,10 @@ class Turn:
             complaint.start(self, None)
         elif complaint.is_action(target):
             complaint.answer(self, target)
+        elif target == "t:status" and self.c.applications is not None:
+            status.start(self)
+        elif status.is_action(target):
+            status.answer(self, target)
         elif target.startswith("rate:"):  # a closed ticket's rating, from its notification
             tickets.rate(self, target)
         elif target.startswith("lang:") and target[5:] in LANGS:
@@ -201,6 +210,8 @@ def step(state: State, event: Event, content: Content, options: Options | None =
     elif event.at - state.updated_at > opts.idle_timeout:
         turn.state = State(lang=state.lang, seq=state.seq)
         turn.say(turn.msg("welcome_back"))
+    if isinstance(event, Text) and (slash := _SLASH.fullmatch(event.text.strip())):
+        event = Command(slash.group(1), event.at, slash.group(2) or "")  # WhatsApp, web chat
     if isinstance(event, Choice):
         _on_choice(turn, event.payload)
     elif isinstance(event, Command):
@@ -208,6 +219,8 @@ def step(state: State, event: Event, content: Content, options: Options | None =
         action = _command(turn.c, event.name.lower())
         if action is not None:
             turn.go(action)
+        elif event.name.lower() == "status" and content.applications is not None:
+            status.start(turn, event.args)  # the list, or straight to a number given
         else:
             _on_text(turn, f"{event.name} {event.args}".strip())
     elif isinstance(event, Text):
@@ -220,6 +233,12 @@ def step(state: State, event: Event, content: Content, options: Options | None =
         tickets.rated(turn, event)
     elif isinstance(event, TicketInfoAdded):
         tickets.info_added(turn, event)
+    elif isinstance(event, ApplicationChecked):
+        status.checked(turn, event)
+    elif isinstance(event, ApplicationsListed):
+        status.listed(turn, event)
+    elif isinstance(event, ApplicationFollowed):
+        status.followed(turn, event)
     elif isinstance(event, Attachment):
         _on_attachment(turn, event)
     turn.state = turn.state.model_copy(update={"updated_at": event.at})
@@ -280,6 +299,8 @@ def _on_text(turn: Turn, raw: str) -> None:
     if not normalized:
         turn.repeat(turn.msg("complaint_empty_text" if screen == "c:text"
                              else "ticket_add_empty" if screen.startswith("c:add:")
+                             else "application_bad_number" if screen == "p:number"
+                             else "application_bad_verify" if screen == "p:verify"
                              else "empty_text"))
         return
     action = _command(turn.c, normalized) or _command(turn.c, text.strip().lower())
@@ -294,6 +315,11 @@ def _on_text(turn: Turn, raw: str) -> None:
         return
     if screen.startswith("c:add:") and not (normalized.isdigit() and turn.state.options):
         tickets.on_text(turn, text)  # a bare number picks a button, as on the survey
+        return
+    if screen in ("p:number", "p:verify") and not (
+            len(normalized) == 1 and normalized.isdigit()
+            and int(normalized) <= len(turn.state.options)):
+        status.on_text(turn, text)  # a bare number picks a button, as elsewhere
         return
     number = tickets.find_number(text, turn.c)
     if number is not None:  # "cek ADU-2026-7K3QF9": that ticket, if this chat follows it
@@ -312,6 +338,8 @@ def _on_text(turn: Turn, raw: str) -> None:
             turn.say(render(f"t:{topic.id}", turn.lang, turn.c).text)
         turn.effects.append(TopicAsked(topic.id))
         turn.go("menu")
+    elif topic is not None and topic.id == "status" and turn.c.applications:
+        status.start(turn, text)
     elif topic is not None and topic.id == "tiket" and turn.c.complaints:
         turn.effects.append(LookupTickets())
     elif topic is not None and topic.id in ("pengaduan", "saran") and turn.c.complaints:

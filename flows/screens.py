@@ -117,6 +117,12 @@ def render(screen: str, lang: Lang, c: Content, data: dict[str, Any] | None = No
         found = complaint.render(screen, lang, c, data or {})
         if found is not None:
             return found
+    if kind == "p":
+        from flows import status  # and the status check
+
+        found = status.render(screen, lang, c)
+        if found is not None:
+            return found
     raise UnknownScreen(screen)
 
 
@@ -192,6 +198,6 @@ def every_screen(c: Content) -> list[str]:
         ids.append(f"s:{s}")
         ids += [f"s:{s}:{name}" for name in SECTIONS]
     ids += [f"t:{t}" for t in c.topics]
-    from flows import complaint, survey
+    from flows import complaint, status, survey
 
-    return ids + survey.screens(c) + complaint.screens(c)
+    return ids + survey.screens(c) + complaint.screens(c) + status.screens(c)

@@ -175,8 +175,49 @@ class TicketInfoAdded:
     closed: bool = False
 
 
+@dataclass(frozen=True)
+class ApplicationChecked:
+    """The shell's answer to `CheckApplication`.
+
+    `found` only when the number exists AND the verification answer matches; an unknown
+    number and a wrong answer both read `no_match` and both count towards the lock-out, so
+    the answer never tells whether a number exists. `text` is the status as the citizen
+    reads it (rendered by the shell, which knows the application).
+    """
+
+    at: datetime
+    reg_no: str
+    outcome: Literal["found", "no_match", "locked", "too_many"]
+    text: str = ""
+    following: bool = False
+    done: bool = False  # collected: the SKM survey may be offered
+    attempts_left: int = 0
+    minutes: int = 0  # how long the lock lasts
+
+
+@dataclass(frozen=True)
+class ApplicationsListed:
+    """The shell's answer to `ListApplications`: (number, status as read) of every
+    application this chat follows, newest first."""
+
+    at: datetime
+    applications: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ApplicationFollowed:
+    """The shell's answer to `FollowApplication`; `ok` False when there was nothing to do
+    (stopping one this chat does not follow)."""
+
+    at: datetime
+    reg_no: str
+    follow: bool
+    ok: bool
+
+
 Event = (Text | Choice | Command | Attachment | Timeout | ComplaintFiled | TicketsFound
-         | TicketRated | TicketInfoAdded)
+         | TicketRated | TicketInfoAdded | ApplicationChecked | ApplicationsListed
+         | ApplicationFollowed)
 
 
 # --- effects: what the shell must do in the same transaction as the new state ---------------
@@ -250,10 +291,36 @@ class AddToTicket:
     photos: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class CheckApplication:
+    """A registration number and the verification answer the citizen typed, already in the
+    stored form (`kind` birth_date: YYYY-MM-DD; nik_last4: 4 digits). The shell applies the
+    lock-out and rate limit, then answers with `ApplicationChecked`."""
+
+    reg_no: str
+    kind: Literal["birth_date", "nik_last4"]
+    answer: str
+
+
+@dataclass(frozen=True)
+class ListApplications:
+    """The applications this chat follows; answered with `ApplicationsListed`."""
+
+
+@dataclass(frozen=True)
+class FollowApplication:
+    """Start (only for a number this conversation verified) or stop notifications of one
+    application for this chat; answered with `ApplicationFollowed`."""
+
+    reg_no: str
+    follow: bool
+
+
 Effect = (SetLanguage | OptOut | TopicAsked | SubmitSurvey | FileComplaint | LookupTickets
-          | RateTicket | AddToTicket)
+          | RateTicket | AddToTicket | CheckApplication | ListApplications | FollowApplication)
 # effects the shell answers with an event in the same transaction (the engine waits for it)
-ASKS = (FileComplaint, LookupTickets, RateTicket, AddToTicket)
+ASKS = (FileComplaint, LookupTickets, RateTicket, AddToTicket, CheckApplication,
+        ListApplications, FollowApplication)
 
 
 class State(BaseModel):

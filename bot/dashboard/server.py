@@ -23,7 +23,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy import Connection, select
 
-from bot.dashboard import queries, report_pages
+from bot.dashboard import application_pages, queries, report_pages
 from bot.db import Database
 from bot.models import alert_t, audit_t, complaint_t, staff_t
 from bot.services import staff as accounts
@@ -57,7 +57,7 @@ def _ip(request: web.Request) -> str:
 class Dashboard:
     def __init__(self, db: Database, content: Content, *, data_dir: Path, timezone: str,
                  idle_minutes: int = 30, login_attempts: int = 5, secure: bool = False,
-                 wake: Wake | None = None):
+                 wake: Wake | None = None, secret: str = ""):
         self.db = db
         self.content = content
         self.data_dir = data_dir
@@ -66,10 +66,13 @@ class Dashboard:
         self.limiter = LoginLimiter(login_attempts)
         self.secure = secure
         self.wake = wake or (lambda _channels: None)
+        self.secret = secret  # the server secret: a NIK typed by staff is searched as its HMAC
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(_here / "templates")),
             autoescape=True, undefined=jinja2.StrictUndefined)
-        self.env.globals.update(labels=self._labels(), urlencode=urlencode)
+        self.env.globals.update(labels=self._labels() | application_pages.labels(content),
+                                urlencode=urlencode,
+                                has_applications=content.applications is not None)
         self.env.filters["local"] = self._local
 
     def _labels(self) -> dict[str, dict[str, str]]:
@@ -114,6 +117,8 @@ class Dashboard:
         r.add_get("/admin/alerts", self._guard(self.alerts_page))
         r.add_get("/admin/audit", self._guard(self.audit_page, admin=True))
         report_pages.add_routes(self, app)
+        if self.content.applications is not None:
+            application_pages.add_routes(self, app)
         r.add_static("/admin/static/", str(_here / "static"), show_index=False)
 
     def render(self, name: str, status: int = 200, **ctx: Any) -> web.Response:

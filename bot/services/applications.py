@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -33,9 +32,9 @@ from bot.models import (
 from bot.outbox import new_row
 from flows import nik as niks
 from flows.content import Content
+from flows.status import REG_NO, normalise_answer
 from flows.types import Lang, Option, Reply
 
-REG_NO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/._-]{2,63}$")
 FIELDS = ("nomor_registrasi", "layanan", "kantor", "status", "alasan", "nik",
           "tanggal_lahir")
 REQUIRED = ("nomor_registrasi", "layanan", "kantor", "status")
@@ -44,25 +43,6 @@ CHUNK = 500
 
 def keyed(secret: str, purpose: str, value: str) -> str:
     return hmac.new(secret.encode(), f"{purpose}\0{value}".encode(), hashlib.sha256).hexdigest()
-
-
-def normalise_answer(kind: str, answer: str) -> str | None:
-    """A citizen's verification answer in the stored form, or None if it cannot be one."""
-    text = answer.strip()
-    if kind == "nik_last4":
-        digits = re.sub(r"\D", "", text)
-        return digits if len(digits) == 4 else None
-    for pattern in (r"(\d{4})-(\d{1,2})-(\d{1,2})", r"(\d{1,2})[-/. ](\d{1,2})[-/. ](\d{4})",
-                    r"(\d{2})(\d{2})(\d{4})"):
-        m = re.fullmatch(pattern, text)
-        if m:
-            a, b, c = (int(g) for g in m.groups())
-            year, month, day = (a, b, c) if len(m.group(1)) == 4 else (c, b, a)
-            try:
-                return date(year, month, day).isoformat()
-            except ValueError:
-                return None
-    return None
 
 
 def verify_hash(secret: str, reg_no: str, kind: str, answer: str) -> str | None:
@@ -115,7 +95,7 @@ def check(raw: Mapping[str, Any], content: Content, secret: str,
         if not value and not any(p[0] == name for p in problems):
             problems.append((name, "required"))
     if reg_no and not REG_NO.match(reg_no):
-        problems.append(("nomor_registrasi", "3-64 letters, digits, / . _ -"))
+        problems.append(("nomor_registrasi", "3-40 letters, digits, / . _ -"))
     if service and service not in content.services:
         problems.append(("layanan", f"unknown service {service[:64]!r}"))
     if office and office not in {o.id for o in content.offices}:
@@ -171,7 +151,7 @@ def apply(conn: Connection, items: Sequence[Item], content: Content, *, source: 
         chunk = items[start:start + CHUNK]
         known = {r.reg_no: r for r in conn.execute(
             select(a.id, a.reg_no, a.service, a.office, a.status, a.reason, a.nik_hmac,
-                   a.verify_kind, a.verify_hmac, a.status_changed_at)
+                   a.verify_kind, a.verify_hmac, a.status_changed_at, a.reminded_at)
             .where(a.reg_no.in_([i.reg_no for i in chunk])))}
         new = [i for i in chunk if i.reg_no not in known]
         if new:
@@ -202,7 +182,9 @@ def apply(conn: Connection, items: Sequence[Item], content: Content, *, source: 
                           "status": i.status, "reason": i.reason, "nik_hmac": i.nik_hmac,
                           "verify_kind": i.verify_kind, "verify_hmac": i.verify_hmac,
                           "status_changed_at": now if moved else old.status_changed_at,
-                          "updated_at": now, "reminded_at": None})
+                          "updated_at": now,
+                          # a new status starts a new reminder period; other edits do not
+                          "reminded_at": None if moved else old.reminded_at})
             if moved:
                 changed.append((old.id, old.status, i))
             result.updated += 1
@@ -218,22 +200,26 @@ def apply(conn: Connection, items: Sequence[Item], content: Content, *, source: 
     return result
 
 
-def status_reply(content: Content, lang: Lang, reg_no: str, status: str, reason: str | None,
-                 office: str) -> Reply:
+def status_text(content: Content, lang: Lang, reg_no: str, status: str, reason: str | None,
+                office: str) -> str:
     """What a citizen reads about one application's status (look-up and notification)."""
     ac = content.applications
     assert ac is not None
     st = ac.get(status)
-    offices = {o.id: o.label.get(lang) for o in content.offices}
     if st is None:
-        return Reply(content.msg(lang, "application_status", number=reg_no, status=status,
-                                 next=""))
-    text = content.msg(lang, "application_status", number=reg_no, status=st.label.get(lang),
+        return content.msg(lang, "application_status", number=reg_no, status=status, next="")
+    offices = {o.id: o.label.get(lang) for o in content.offices}
+    return content.msg(lang, "application_status", number=reg_no, status=st.label.get(lang),
                        next=st.next.get(lang).format(office=offices.get(office, office),
                                                      reason=reason or "-"))
-    if st.type == "done" and content.survey is not None:
-        return Reply(text, (Option("go:survey", content.msg(lang, "opt_survey")),))
-    return Reply(text)
+
+
+def notification(content: Content, lang: Lang, reg_no: str, status: str, reason: str | None,
+                 office: str) -> Reply:
+    """A pushed change: the status and a link to stop these notifications. No survey button:
+    the reminder sweep (`application_reminders`) sends one invitation per collection."""
+    return Reply(status_text(content, lang, reg_no, status, reason, office),
+                 (Option(f"go:p:stop:{reg_no}", content.msg(lang, "opt_stop_updates")),))
 
 
 def notify(conn: Connection, items: Mapping[int, Item], content: Content,
@@ -251,7 +237,7 @@ def notify(conn: Connection, items: Mapping[int, Item], content: Content,
         for s in subs:
             i = items[s.application_id]
             lang: Lang = "en" if s.language == "en" else "id"
-            reply = status_reply(content, lang, i.reg_no, i.status, i.reason, i.office)
+            reply = notification(content, lang, i.reg_no, i.status, i.reason, i.office)
             rows.append(new_row(s.id, s.channel, reply.to_dict(), PRIORITY_NOTIFICATION, now))
     if rows:
         conn.execute(insert(outbox_t), rows)
@@ -277,3 +263,63 @@ def check_all(rows: Iterable[tuple[int, Mapping[str, Any]]], content: Content, s
         seen[item.reg_no] = line
         items.append(item)
     return items, errors
+
+
+@dataclass(frozen=True)
+class Changed:
+    """The outcome of one status change: what it was, and who was told."""
+
+    reg_no: str
+    status_before: str
+    status: str
+    changed: bool
+    notified: int = 0
+    channels: frozenset[str] = frozenset()
+
+
+def check_change(status: Any, reason: Any, content: Content) -> list[Problem]:
+    """Check a status change (dashboard form or API payload) before anything is written."""
+    ac = content.applications
+    assert ac is not None
+    problems: list[Problem] = []
+    if not isinstance(status, str) or not status.strip():
+        problems.append(("status", "required, text"))
+    elif ac.get(status.strip()) is None:
+        problems.append(("status", f"unknown status {status.strip()[:32]!r}"))
+    if reason is not None and not isinstance(reason, str):
+        problems.append(("alasan", "must be text"))
+    elif isinstance(reason, str) and len(reason.strip()) > 500:
+        problems.append(("alasan", "longer than 500 characters"))
+    if not problems:
+        st = ac.get(status.strip())
+        if st is not None and st.type in ("action", "closed") and not (reason or "").strip():
+            problems.append(("alasan", f"required for status {status.strip()}"))
+    return problems
+
+
+def change_status(conn: Connection, reg_no: str, status: str, reason: str | None,
+                  content: Content, *, source: str, staff_id: int | None = None,
+                  now: datetime | None = None) -> Changed | None:
+    """Move one application to `status` (already checked with `check_change`): a history row
+    and a notification to every subscriber, in the caller's transaction. None if there is no
+    such application. The same status and reason again changes nothing and tells no one."""
+    now = now or datetime.now(UTC)
+    a = application_t.c
+    row = conn.execute(select(a.id, a.reg_no, a.service, a.office, a.status, a.reason)
+                       .where(a.reg_no == reg_no.strip().upper())).first()
+    if row is None:
+        return None
+    status, reason = status.strip(), (reason or "").strip() or None
+    if (row.status, row.reason) == (status, reason):
+        return Changed(row.reg_no, row.status, status, changed=False)
+    moved = row.status != status
+    values: dict[str, Any] = {"status": status, "reason": reason, "updated_at": now}
+    if moved:
+        values.update(status_changed_at=now, reminded_at=None)
+    conn.execute(update(application_t).where(a.id == row.id).values(**values))
+    conn.execute(insert(app_update_t), {
+        "application_id": row.id, "status_before": row.status, "status_after": status,
+        "reason": reason, "staff_id": staff_id, "source": source, "created_at": now})
+    item = Item(row.reg_no, row.service, row.office, status, reason, None, "", "")
+    notified, channels = notify(conn, {row.id: item}, content, now)
+    return Changed(row.reg_no, row.status, status, True, notified, frozenset(channels))

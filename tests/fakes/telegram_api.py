@@ -543,6 +543,10 @@ class FakeTelegram(LoopbackServer):
             err = ApiError(status, description or HTTPStatus(status).phrase)
         self._faults.setdefault(method.lower(), deque()).extend([err] * count)
 
+    def clear_faults(self) -> None:
+        """Forget every failure still queued by `fail_next` (the API is back)."""
+        self._faults.clear()
+
     def block(self, chat_id: int) -> None:
         self._chat_state[chat_id] = "blocked"
 

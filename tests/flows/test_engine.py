@@ -14,12 +14,18 @@ from flows.screens import every_screen
 from flows.types import (
     ASKS,
     AddToTicket,
+    ApplicationChecked,
+    ApplicationFollowed,
+    ApplicationsListed,
     Attachment,
+    CheckApplication,
     Choice,
     Command,
     ComplaintFiled,
     Event,
     FileComplaint,
+    FollowApplication,
+    ListApplications,
     LookupTickets,
     OptOut,
     RateTicket,
@@ -198,10 +204,13 @@ _events = st.one_of(
     st.builds(lambda t: ("text", t), st.text(max_size=80)),
     st.builds(lambda t: ("text", t), st.sampled_from(
         ["menu", "kembali", "batal", "bahasa", "stop", "1", "2", "7", "syarat kk", "ktp ilang",
-         "akta", "halo", "bantuan", "English", "tiket saya", "cek adu-2026-7k3qf9"])),
+         "akta", "halo", "bantuan", "English", "tiket saya", "cek adu-2026-7k3qf9",
+         "cek status", "/status", "KK-2026-0001", "12-03-1990", "0001", "5371011203900001",
+         "cek status " + "A1" * 20, "31-02-1990"])),
     st.builds(lambda p: ("link", p), st.sampled_from(
         ["go:rate:ADU-2026-7K3QF9:5", "go:rate:ADU-2026-7K3QF9:0", "go:rate:x",
-         "go:c:add:ADU-2026-7K3QF9", "go:c:add:", "go:c:list"])),
+         "go:c:add:ADU-2026-7K3QF9", "go:c:add:", "go:c:list", "go:p:stop:KK-2026-0001",
+         "go:p:sub:KK-2026-0001", "go:p:sub:", "go:p:stop:", "go:p:list", "go:p:new"])),
     st.builds(lambda i: ("press", i), st.integers(0, 12)),
     st.builds(lambda i: ("stale", i), st.integers(0, 12)),
     st.builds(lambda k: ("attach", k), st.sampled_from(["photo", "sticker", "location"])),
@@ -265,6 +274,15 @@ def _answer(asks: object, now: datetime) -> Event:
                             "Sudah kami tindak lanjuti. " * 100 if asks.number else None)
     if isinstance(asks, RateTicket):
         return TicketRated(now, asks.number, True)
+    if isinstance(asks, CheckApplication):
+        outcomes = ["found", "no_match", "locked", "too_many"]
+        return ApplicationChecked(now, asks.reg_no, outcomes[now.second % 4],  # type: ignore[arg-type]
+                                  "Permohonan X: Diproses. " * 20, following=now.minute % 2 == 0,
+                                  done=True, attempts_left=3, minutes=60)
+    if isinstance(asks, ListApplications):
+        return ApplicationsListed(now, (("A1" * 20, "Diproses"),) * (now.second % 3) * 7)
+    if isinstance(asks, FollowApplication):
+        return ApplicationFollowed(now, asks.reg_no, asks.follow, now.second % 2 == 0)
     assert isinstance(asks, AddToTicket)
     return TicketInfoAdded(now, asks.number, False, True)
 

@@ -18,6 +18,10 @@ by `render_transcript` and compared with the file. Input forms:
     > ^go:rate:ADU-2026-7K3QF9:5  press a button with this payload (a notification's link)
     > =rated ADU-2026-7K3QF9 ok   the shell's answer to RateTicket (ok or no)
     > =added ADU-2026-7K3QF9 ok   the shell's answer to AddToTicket (ok, closed or no)
+    > =apps KK-2026-0001:Diproses,...   the applications this chat follows
+    > =checked KK-2026-0001 found following done | status text   CheckApplication's answer
+    > =checked KK-2026-0001 no_match 4 | =checked X locked 60 | =checked X too_many
+    > =followed KK-2026-0001 on ok    FollowApplication's answer (on/off, ok/no)
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from datetime import timedelta
 from flows.content import Content
 from flows.engine import step
 from flows.types import (
+    ApplicationChecked,
+    ApplicationFollowed,
+    ApplicationsListed,
     Attachment,
     Choice,
     Command,
@@ -88,6 +95,19 @@ def _event(line: str, history: list[Reply], now) -> Event:  # type: ignore[no-un
         return TicketInfoAdded(now, number, outcome == "ok", outcome == "closed")
     if line.startswith("^"):
         return Choice(line[1:], now)
+    if line.startswith("=apps"):
+        items = [a.split(":") for a in line[6:].split(",") if a]
+        return ApplicationsListed(now, tuple((a, b) for a, b in items))
+    if line.startswith("=checked "):
+        head, _, text = line[9:].partition(" | ")
+        number, outcome, *flags = head.split()
+        count = int(flags[0]) if flags and flags[0].isdigit() else 0
+        return ApplicationChecked(now, number, outcome, text,  # type: ignore[arg-type]
+                                  following="following" in flags, done="done" in flags,
+                                  attempts_left=count, minutes=count)
+    if line.startswith("=followed "):
+        _, number, way, outcome = line.split(" ")
+        return ApplicationFollowed(now, number, way == "on", outcome == "ok")
     if line.startswith("=refused "):
         _, why, value = line.split(" ", 2)
         if why == "too_many":
