@@ -66,6 +66,8 @@ class Outbox(SQLModel, table=True):
 
     __table_args__ = (
         Index("ix_outbox_due", "channel", "status", "priority", "next_attempt_at", "id"),
+        # the sender takes rows in (priority, id) order: walked, not sorted, with 50,000 queued
+        Index("ix_outbox_claim", "channel", "status", "priority", "id"),
         Index("ix_outbox_contact", "contact_id", "id"),
         Index("ix_outbox_platform_message", "channel", "platform_message_id"),
         Index("ix_outbox_template_sent", "channel", "template", "sent_at"),
@@ -251,7 +253,8 @@ class Application(SQLModel, table=True):
     only as an HMAC under the server secret; the verification answer (birth date or the
     NIK's last four digits) only as an HMAC bound to this registration number."""
 
-    __table_args__ = (Index("ix_application_status_changed", "status", "status_changed_at"),)
+    __table_args__ = (Index("ix_application_status_changed", "status", "status_changed_at"),
+                      Index("ix_application_changed", "status_changed_at", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     reg_no: str = Field(max_length=64, unique=True)

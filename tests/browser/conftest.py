@@ -30,6 +30,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PHONE = {"width": 360, "height": 640}
+APPLICATION = "KK-2026-0777"  # imported before the server starts; birth date 12-03-1990
 LAPTOP = {"width": 1280, "height": 800}
 STAFF_USER, STAFF_PASSWORD = "petugas", "kata-sandi-petugas"
 STARTUP_TIMEOUT_S = 20.0
@@ -71,6 +72,13 @@ def server(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "bot", "admin", "create-user", STAFF_USER,
                     "--role", "staff", "--name", "Petugas Loket"], cwd=str(REPO_ROOT), env=env,
                    input=STAFF_PASSWORD + "\n", text=True, check=True, capture_output=True)
+    # applications, loaded the way an office loads them
+    applications = data_dir / "permohonan.csv"
+    applications.write_text(
+        "nomor_registrasi,layanan,kantor,status,alasan,nik,tanggal_lahir\n"
+        f"{APPLICATION},kk-baru,dinas,diproses,,,1990-03-12\n", encoding="utf-8")
+    subprocess.run([sys.executable, "-m", "bot", "applications", "import", str(applications)],
+                   cwd=str(REPO_ROOT), env=env, text=True, check=True, capture_output=True)
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bot"],

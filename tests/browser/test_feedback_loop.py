@@ -9,7 +9,7 @@ import secrets
 
 import pytest
 
-from tests.browser.conftest import LAPTOP, STAFF_PASSWORD, STAFF_USER
+from tests.browser.conftest import APPLICATION, LAPTOP, STAFF_PASSWORD, STAFF_USER
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -103,7 +103,8 @@ def test_dashboard_is_usable_on_a_phone(chromium_browser, server) -> None:
         page.get_by_label("Nama pengguna").fill(STAFF_USER)
         page.get_by_label("Kata sandi").fill(STAFF_PASSWORD)
         page.get_by_role("button", name="Masuk").click()
-        for path in ("/admin/tickets", "/admin/reports", "/admin/alerts"):
+        for path in ("/admin/tickets", "/admin/reports", "/admin/alerts",
+                     "/admin/applications", f"/admin/applications/{APPLICATION}"):
             page.goto(path)
             expect(page.get_by_role("heading").first).to_be_visible()
             overflow = page.evaluate(
@@ -111,3 +112,44 @@ def test_dashboard_is_usable_on_a_phone(chromium_browser, server) -> None:
             assert overflow <= 1, f"{path} scrolls sideways by {overflow}px on a phone"
     finally:
         ctx.close()
+
+
+def test_citizen_follows_an_application_staff_change_it_the_chat_hears(
+        phone_page, chromium_browser, server) -> None:
+    """Status check in the web chat (phone), status change on the dashboard (laptop), the
+    notification in the chat."""
+    chat = phone_page
+    chat.goto("/")
+    expect(chat.locator(f"{BOT} button.option").first).to_be_visible()
+    say(chat, "cek status")
+    expect(chat.locator(BOT).last).to_contain_text("nomor registrasi")
+    say(chat, APPLICATION.lower())
+    expect(chat.locator(BOT).last).to_contain_text("tanggal lahir")
+    say(chat, "12-03-1990")
+    expect(chat.locator(BOT).last).to_contain_text(f"{APPLICATION}: Diproses")
+    count = chat.locator(BOT).count()
+    chat.locator(BOT).last.get_by_role("button", name="Beri tahu saya").click()
+    expect(chat.locator(BOT)).not_to_have_count(count)
+    expect(chat.locator(BOT).last).to_contain_text("memberi tahu")
+
+    staff_ctx = chromium_browser.new_context(viewport=LAPTOP, base_url=server, locale="id-ID")
+    staff_ctx.set_default_timeout(20_000)
+    try:
+        admin = staff_ctx.new_page()
+        admin.goto("/admin/login")
+        admin.get_by_label("Nama pengguna").fill(STAFF_USER)
+        admin.get_by_label("Kata sandi").fill(STAFF_PASSWORD)
+        admin.get_by_role("button", name="Masuk").click()
+        admin.goto("/admin/applications")
+        admin.get_by_role("link", name=APPLICATION).first.click()
+        expect(admin.locator(".facts")).to_contain_text(re.compile(r"Pengikut aktif\s*1 chat"))
+        admin.get_by_label("Status").select_option("perlu-perbaikan")
+        admin.get_by_label(re.compile("Alasan")).fill("Fotokopi KK kurang jelas, bawa yang asli")
+        admin.get_by_role("button", name="Simpan dan beri tahu warga").click()
+        expect(admin.get_by_role("status")).to_contain_text("1 chat pemohon diberi tahu")
+    finally:
+        staff_ctx.close()
+    nudge(chat)
+    expect(chat.locator(BOT).last).to_contain_text(
+        f"{APPLICATION}: Perlu perbaikan", timeout=30_000)
+    expect(chat.locator(BOT).last).to_contain_text("Fotokopi KK kurang jelas")
