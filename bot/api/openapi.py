@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.services.applications import FIELDS
 from flows.content import Content
+from flows.status import REG_NO
 
 VERSION = "1.0.0"
 
@@ -44,7 +45,7 @@ def document(content: Content, *, max_items: int, max_body: int,
     services = sorted(content.services)
     text: dict[str, Any] = {"type": "string"}
     when = {"type": "string", "format": "date-time"}
-    reg_no = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9/._-]{2,63}$",
+    reg_no = {"type": "string", "pattern": REG_NO.pattern,
               "description": "Registration number; case does not matter (stored upper-case)."}
     reason = {"type": ["string", "null"], "maxLength": 500,
               "description": "Shown to the citizen; required for statuses of type action "
@@ -53,8 +54,9 @@ def document(content: Content, *, max_items: int, max_body: int,
                                          if s.type in ("action", "closed")) + ")."}
     application = {
         "type": "object", "additionalProperties": False,
-        "required": ["reg_no", "layanan", "kantor", "status", "alasan", "status_changed_at"],
-        "properties": {"reg_no": text, "layanan": text, "kantor": text, "status": text,
+        "required": ["nomor_registrasi", "layanan", "kantor", "status", "alasan",
+                     "status_changed_at"],
+        "properties": {"nomor_registrasi": text, "layanan": text, "kantor": text, "status": text,
                        "alasan": {"type": ["string", "null"]}, "status_changed_at": when}}
     history = {
         "type": "object", "additionalProperties": False,
@@ -163,8 +165,9 @@ def document(content: Content, *, max_items: int, max_body: int,
                                               "alasan": reason}}}}},
                 "responses": {"200": _json({
                     "type": "object",
-                    "required": ["reg_no", "status_before", "status", "changed", "notified"],
-                    "properties": {"reg_no": text, "status_before": text, "status": text,
+                    "required": ["nomor_registrasi", "status_before", "status", "changed",
+                                 "notified"],
+                    "properties": {"nomor_registrasi": text, "status_before": text, "status": text,
                                    "changed": {"type": "boolean"},
                                    "notified": {"type": "integer"}}},
                     "Done; `notified` counts the chats told of the change."),

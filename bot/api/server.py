@@ -52,7 +52,7 @@ def _when(value: datetime | None) -> str | None:
 
 def _application(row: Any) -> dict[str, Any]:
     """An application as clients see it: never a NIK or verification hash."""
-    return {"reg_no": row.reg_no, "layanan": row.service, "kantor": row.office,
+    return {"nomor_registrasi": row.reg_no, "layanan": row.service, "kantor": row.office,
             "status": row.status, "alasan": row.reason,
             "status_changed_at": _when(row.status_changed_at)}
 
@@ -257,6 +257,6 @@ class StaffApi:
         if done.changed:
             log.info("api: token %s moved %s to %s (%d notified)", token.name, done.reg_no,
                      done.status, done.notified)
-        return web.json_response({"reg_no": done.reg_no, "status_before": done.status_before,
-                                  "status": done.status, "changed": done.changed,
-                                  "notified": done.notified})
+        return web.json_response({"nomor_registrasi": done.reg_no,
+                                  "status_before": done.status_before, "status": done.status,
+                                  "changed": done.changed, "notified": done.notified})

@@ -172,10 +172,11 @@ async def test_get_one_application_with_its_history(api: Any) -> None:
     r = await c.get("/api/v1/applications/kk-2026%2F0001", headers=_auth(token))
     assert r.status == 200
     body = await r.json()
-    assert set(body) == {"reg_no", "layanan", "kantor", "status", "alasan",
+    assert set(body) == {"nomor_registrasi", "layanan", "kantor", "status", "alasan",
                          "status_changed_at", "history"}
-    assert (body["reg_no"], body["layanan"], body["kantor"], body["status"], body["alasan"]) \
-        == ("KK-2026/0001", "kk-baru", "dinas", "perlu-perbaikan", "Foto KTP buram")
+    assert (body["nomor_registrasi"], body["layanan"], body["kantor"], body["status"],
+            body["alasan"]) == ("KK-2026/0001", "kk-baru", "dinas", "perlu-perbaikan",
+                                "Foto KTP buram")
     assert [(h["status_before"], h["status_after"], h["alasan"], h["source"])
             for h in body["history"]] == [
         (None, "diterima", None, "api"), ("diterima", "perlu-perbaikan", "Foto KTP buram", "api")]
@@ -195,7 +196,7 @@ async def test_list_filters_and_pages_without_gaps(api: Any) -> None:
         r = await c.get("/api/v1/applications", params=query, headers=_auth(token))
         assert r.status == 200
         body = await r.json()
-        seen += [a["reg_no"] for a in body["applications"]]
+        seen += [a["nomor_registrasi"] for a in body["applications"]]
         pages += 1
         after = body["next"]
         if after is None:
@@ -204,7 +205,7 @@ async def test_list_filters_and_pages_without_gaps(api: Any) -> None:
     assert len(set(seen)) == 7
     r = await c.get("/api/v1/applications", params={"status": "diproses", "kantor": "kec-alak"},
                     headers=_auth(token))
-    assert [a["reg_no"] for a in (await r.json())["applications"]] == ["KK-0001"]
+    assert [a["nomor_registrasi"] for a in (await r.json())["applications"]] == ["KK-0001"]
     r = await c.get("/api/v1/applications", params={"changed_since": "2999-01-01"},
                     headers=_auth(token))
     assert (await r.json())["applications"] == []
@@ -296,7 +297,7 @@ async def test_patch_changes_status_and_tells_each_subscriber_once(lontar: Lonta
     r = await c.patch("/api/v1/applications/ktp-7", json={"status": "siap-diambil"},
                       headers=_auth(token))
     assert r.status == 200
-    assert await r.json() == {"reg_no": "KTP-7", "status_before": "diterima",
+    assert await r.json() == {"nomor_registrasi": "KTP-7", "status_before": "diterima",
                               "status": "siap-diambil", "changed": True, "notified": 2}
     with lontar.db.engine.connect() as conn:
         sent = conn.execute(select(outbox_t.c.contact_id, outbox_t.c.payload)).all()
