@@ -13,14 +13,16 @@ import subprocess
 import urllib.request
 import uuid
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import update
 
 from bot.app import Lontar, build, recover, start_channels, stop_channels, web_app
 from bot.config import load_settings
+from bot.models import contact_t
 from bot.services import api_tokens
 from bot.services.application_import import run
 from tests.fakes.telegram_api import FakeTelegram
@@ -153,6 +155,20 @@ async def test_import_subscribe_on_three_channels_change_by_api(tmp_path: Path) 
                 assert _count(tg.messages_for(CHAT), lambda m: m.plain) == 1
                 assert _count(wa.sent_to(WA_USER), lambda s: s.text) == 1
                 assert _count(web.seen, lambda m: m["text"]) == 1
+                # a day later WhatsApp's 24-hour window is closed: the utility template
+                with app.db.engine.begin() as conn:
+                    conn.execute(update(contact_t).where(contact_t.c.channel == "whatsapp")
+                                 .values(last_inbound_at=datetime.now(UTC) - timedelta(days=2)))
+                wa.close_window(WA_USER)
+                r = await client.patch("/api/v1/applications/KK-2026-0001",
+                                       json={"status": "diambil"},
+                                       headers={"Authorization": f"Bearer {token}"})
+                assert (await r.json())["notified"] == 3
+                tpl = await until(lambda: [s for s in wa.sent_to(WA_USER)
+                                           if s.type == "template"])
+                assert tpl[0].body["template"]["name"] == "status_update"
+                param = tpl[0].body["template"]["components"][0]["parameters"][0]["text"]
+                assert "KK-2026-0001: Sudah diambil" in param
         finally:
             await stop_channels(app)
             app.close()
