@@ -33,7 +33,7 @@ from bot.models import (
     outbox_t,
 )
 from bot.outbox import new_row
-from bot.services import application_lookup, complaints, survey
+from bot.services import application_lookup, complaints, notices, survey
 from flows.content import Content
 from flows.engine import Options, step
 from flows.nik import mask_in_text
@@ -53,6 +53,7 @@ from flows.types import (
     Step,
     SubmitSurvey,
     Text,
+    TopicAsked,
 )
 
 log = logging.getLogger(__name__)
@@ -354,6 +355,9 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
             survey.store(conn, effect, at.astimezone(stepper.tz).date())  # office day
     if changes:
         conn.execute(update(contact_t).where(contact_t.c.id == contact_id).values(**changes))
+    notice = _notice(conn, result, stepper, now)
+    if notice is not None:  # told before the answer: before the citizen travels
+        result = Step(result.state, (notice, *result.replies), result.effects)
     if result.replies:
         payloads = [reply.to_dict() for reply in result.replies]
         pressed = payload.get("message_id") if kind == "choice" else None
@@ -368,6 +372,33 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
 
 
 REDACTED = "[jawaban verifikasi]"
+OFFICE_TOPICS = frozenset({"lokasi", "jam-layanan"})  # office info: every notice applies
+
+
+def _notice(conn: Connection, result: Step, stepper: Stepper, now: datetime) -> Reply | None:
+    """The disruptions in effect for the service (or office information) this turn showed,
+    as one reply; one indexed query, and only on such a turn."""
+    content = stepper.content
+    asked = next((e.topic for e in result.effects if isinstance(e, TopicAsked)
+                  and (e.topic in content.services or e.topic in OFFICE_TOPICS)), None)
+    if asked is None:
+        return None
+    rows = notices.active(conn, now, None if asked in OFFICE_TOPICS else asked)
+    if not rows:
+        return None
+    lang = result.state.lang
+    offices = {o.id: o.label.get(lang) for o in content.offices}
+    lines = []
+    for row in rows:
+        until = row.ends_at.astimezone(stepper.tz)
+        office = (offices.get(row.office, row.office) if row.office
+                  else content.msg(lang, "service_notice_all_offices"))
+        text = (row.text_en or row.text_id) if lang == "en" else row.text_id
+        lines.append(content.msg(
+            lang, "service_notice_line", office=office, text=text,
+            until=f"{content.format_date(lang, until.date())} {until:%H.%M} "
+                  f"{until.tzname() or ''}".rstrip()))
+    return Reply(content.msg(lang, "service_notice", notices="\n".join(lines)))
 
 
 def _masked(payload: dict[str, Any]) -> dict[str, Any]:

@@ -326,6 +326,26 @@ class ApiToken(SQLModel, table=True):
     last_used_at: datetime | None = None
 
 
+class ServiceNotice(SQLModel, table=True):
+    """A disruption staff announce (server down, power cut, broken recorder) for one office
+    or all (`office` None) and one service or all (`service` None), from `starts_at` until
+    `ends_at`, or until staff end it early (`ended_at`)."""
+
+    __tablename__ = "service_notice"
+    __table_args__ = (Index("ix_service_notice_ends", "ends_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    office: str | None = Field(default=None, max_length=64)
+    service: str | None = Field(default=None, max_length=64)
+    text_id: str = Field(max_length=500)
+    text_en: str | None = Field(default=None, max_length=500)
+    starts_at: datetime
+    ends_at: datetime
+    created_by: int = Field(foreign_key="staff_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+
+
 # Core handles on the tables, for the hot paths that skip the ORM (see bot/db.py).
 contact_t = Contact.__table__  # type: ignore[attr-defined]
 conversation_t = Conversation.__table__  # type: ignore[attr-defined]
@@ -344,3 +364,4 @@ app_update_t = ApplicationUpdate.__table__  # type: ignore[attr-defined]
 subscription_t = ApplicationSubscription.__table__  # type: ignore[attr-defined]
 guard_t = LookupGuard.__table__  # type: ignore[attr-defined]
 token_t = ApiToken.__table__  # type: ignore[attr-defined]
+notice_t = ServiceNotice.__table__  # type: ignore[attr-defined]

@@ -158,6 +158,10 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
         "ticket_rated": ("number",),
         "ticket_rate_refused": (),
         "opt_survey": (),
+        # a disruption staff posted (bot/services/notices.py), shown before a service's answer
+        "service_notice": ("notices",),
+        "service_notice_line": ("office", "text", "until"),
+        "service_notice_all_offices": (),
         "stale_button": (),
         "unknown_fact": (),
         "office_entry": ("name", "address", "phone", "whatsapp", "hours"),

@@ -23,7 +23,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy import Connection, select
 
-from bot.dashboard import application_pages, queries, report_pages
+from bot.dashboard import application_pages, notice_pages, queries, report_pages
 from bot.db import Database
 from bot.models import alert_t, audit_t, complaint_t, staff_t
 from bot.services import staff as accounts
@@ -117,6 +117,7 @@ class Dashboard:
         r.add_get("/admin/alerts", self._guard(self.alerts_page))
         r.add_get("/admin/audit", self._guard(self.audit_page, admin=True))
         report_pages.add_routes(self, app)
+        notice_pages.add_routes(self, app)
         if self.content.applications is not None:
             application_pages.add_routes(self, app)
         r.add_static("/admin/static/", str(_here / "static"), show_index=False)
