@@ -306,8 +306,12 @@ async def test_throughput_error_is_retried(wa: WA) -> None:
     wa.fake.fail_next(status=400, code=130429, message="Rate limit hit", count=2)
     await wa.post(wa.fake.text_message(USER, "halo"))
     await until(lambda: wa.fake.sent_to(USER), timeout=15)
-    with wa.app.db.session() as s:
-        row = s.exec(select(Outbox).where(Outbox.status == "sent")).one()
+
+    def sent() -> Outbox | None:  # marked once the answer is back: a moment after the fake
+        with wa.app.db.session() as s:
+            return s.exec(select(Outbox).where(Outbox.status == "sent")).one_or_none()
+
+    row = await until(sent)
     assert row.attempts >= 3
 
 
