@@ -163,8 +163,10 @@ def answer(turn: Turn, target: str) -> None:
         number = target.removeprefix("p:sub:")
         if number in _verified(turn):
             turn.effects.append(FollowApplication(number, True))
-        else:  # a link into a number this conversation has not verified: verify first
-            _ask_verify(turn, number) if REG_NO.match(number) else turn.visit("p:number")
+        elif REG_NO.match(number):  # a link into a number not verified here: verify first
+            _ask_verify(turn, number)
+        else:
+            turn.visit("p:number")
     else:
         number = target.removeprefix("p:stop:")
         if REG_NO.match(number):
