@@ -15,15 +15,14 @@ reminder, each collection one invitation.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, insert, select, update
+from sqlalchemy import Connection, Row, Select, select, update
 
-from bot.models import PRIORITY_NOTIFICATION, application_t, contact_t, outbox_t, subscription_t
-from bot.outbox import new_row
+from bot.models import application_t
+from bot.services.applications import next_step, office_label, queue_to_subscribers
 from flows.content import Content
 from flows.types import Lang, Option, Reply
 
@@ -81,7 +80,8 @@ def _sweep(conn: Connection, query: Select[Any], build: Build | None,
     while True:
         apps = list(conn.execute(query).all())
         if apps and build is not None:
-            n, ch = _queue(conn, apps, build, now)
+            n, ch = queue_to_subscribers(conn, [a.id for a in apps],
+                                         _by_id(apps, build), now)
             queued, channels = queued + n, channels | ch
         if apps:
             conn.execute(update(application_t).where(_a.id.in_([a.id for a in apps]))
@@ -90,47 +90,20 @@ def _sweep(conn: Connection, query: Select[Any], build: Build | None,
             return queued, channels
 
 
-def _queue(conn: Connection, apps: list[Row[Any]], build: Build,
-           now: datetime) -> tuple[int, set[str]]:
-    """One message per active subscriber of these applications, in the contact's language."""
-    subs: defaultdict[int, list[Row[Any]]] = defaultdict(list)
-    for s in conn.execute(
-            select(subscription_t.c.application_id, contact_t.c.id, contact_t.c.channel,
-                   contact_t.c.language)
-            .join(contact_t, contact_t.c.id == subscription_t.c.contact_id)
-            .where(subscription_t.c.application_id.in_([a.id for a in apps]),
-                   subscription_t.c.stopped_at.is_(None))):
-        subs[s.application_id].append(s)
-    rows: list[dict[str, Any]] = []
-    for app in apps:
-        payloads: dict[Lang, dict[str, Any]] = {}
-        for s in subs.get(app.id, ()):
-            lang: Lang = "en" if s.language == "en" else "id"
-            if lang not in payloads:
-                payloads[lang] = build(lang, app).to_dict()
-            rows.append(new_row(s.id, s.channel, payloads[lang], PRIORITY_NOTIFICATION, now))
-    if rows:
-        conn.execute(insert(outbox_t), rows)
-    return len(rows), {r["channel"] for r in rows}
-
-
-def _office(content: Content, lang: Lang, office: str) -> str:
-    return next((o.label.get(lang) for o in content.offices if o.id == office), office)
+def _by_id(apps: list[Row[Any]], build: Build) -> Callable[[int, Lang], Reply]:
+    rows = {a.id: a for a in apps}
+    return lambda app_id, lang: build(lang, rows[app_id])
 
 
 def _reminder(content: Content, lang: Lang, app: Row[Any], tz: tzinfo) -> Reply:
-    ac = content.applications
-    assert ac is not None
-    st = ac.get(app.status)
-    office = _office(content, lang, app.office)
     since = app.status_changed_at.astimezone(tz).date()
-    next_ = st.next.get(lang).format(office=office, reason=app.reason or "-") if st else ""
     return Reply(content.msg(lang, "application_reminder", number=app.reg_no,
-                             date=content.format_date(lang, since), office=office,
-                             next=next_))
+                             date=content.format_date(lang, since),
+                             office=office_label(content, lang, app.office),
+                             next=next_step(content, lang, app.status, app.reason, app.office)))
 
 
 def _invitation(content: Content, lang: Lang, app: Row[Any]) -> Reply:
     text = content.msg(lang, "application_survey_invite", number=app.reg_no,
-                       office=_office(content, lang, app.office))
+                       office=office_label(content, lang, app.office))
     return Reply(text, (Option("go:survey", content.msg(lang, "opt_survey")),))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -200,18 +200,31 @@ def apply(conn: Connection, items: Sequence[Item], content: Content, *, source: 
     return result
 
 
+def office_label(content: Content, lang: Lang, office: str) -> str:
+    return next((o.label.get(lang) for o in content.offices if o.id == office), office)
+
+
+def next_step(content: Content, lang: Lang, status: str, reason: str | None,
+              office: str) -> str:
+    """The status's plain words on what happens now, with the office and reason filled."""
+    ac = content.applications
+    assert ac is not None
+    st = ac.get(status)
+    if st is None:
+        return ""
+    return st.next.get(lang).format(office=office_label(content, lang, office),
+                                    reason=reason or "-")
+
+
 def status_text(content: Content, lang: Lang, reg_no: str, status: str, reason: str | None,
                 office: str) -> str:
     """What a citizen reads about one application's status (look-up and notification)."""
     ac = content.applications
     assert ac is not None
     st = ac.get(status)
-    if st is None:
-        return content.msg(lang, "application_status", number=reg_no, status=status, next="")
-    offices = {o.id: o.label.get(lang) for o in content.offices}
-    return content.msg(lang, "application_status", number=reg_no, status=st.label.get(lang),
-                       next=st.next.get(lang).format(office=offices.get(office, office),
-                                                     reason=reason or "-"))
+    return content.msg(lang, "application_status", number=reg_no,
+                       status=st.label.get(lang) if st is not None else status,
+                       next=next_step(content, lang, status, reason, office))
 
 
 def notification(content: Content, lang: Lang, reg_no: str, status: str, reason: str | None,
@@ -225,20 +238,32 @@ def notification(content: Content, lang: Lang, reg_no: str, status: str, reason:
 def notify(conn: Connection, items: Mapping[int, Item], content: Content,
            now: datetime) -> tuple[int, set[str]]:
     """Queue the new status to every active subscriber of these applications."""
+    def build(app_id: int, lang: Lang) -> Reply:
+        i = items[app_id]
+        return notification(content, lang, i.reg_no, i.status, i.reason, i.office)
+
+    return queue_to_subscribers(conn, list(items), build, now)
+
+
+def queue_to_subscribers(conn: Connection, app_ids: Sequence[int],
+                         build: Callable[[int, Lang], Reply],
+                         now: datetime) -> tuple[int, set[str]]:
+    """One message per active subscriber of these applications, in the contact's language
+    (built once per application and language): the messages queued and their channels."""
     rows: list[dict[str, Any]] = []
-    ids = list(items)
-    for start in range(0, len(ids), CHUNK):
-        subs = conn.execute(
-            select(subscription_t.c.application_id, contact_t.c.id, contact_t.c.channel,
-                   contact_t.c.language)
-            .join(contact_t, contact_t.c.id == subscription_t.c.contact_id)
-            .where(subscription_t.c.application_id.in_(ids[start:start + CHUNK]),
-                   subscription_t.c.stopped_at.is_(None)))
-        for s in subs:
-            i = items[s.application_id]
-            lang: Lang = "en" if s.language == "en" else "id"
-            reply = notification(content, lang, i.reg_no, i.status, i.reason, i.office)
-            rows.append(new_row(s.id, s.channel, reply.to_dict(), PRIORITY_NOTIFICATION, now))
+    s, c = subscription_t.c, contact_t.c
+    for start in range(0, len(app_ids), CHUNK):
+        built: dict[tuple[int, Lang], dict[str, Any]] = {}
+        for sub in conn.execute(
+                select(s.application_id, c.id, c.channel, c.language)
+                .join(contact_t, c.id == s.contact_id)
+                .where(s.application_id.in_(app_ids[start:start + CHUNK]),
+                       s.stopped_at.is_(None))):
+            lang: Lang = "en" if sub.language == "en" else "id"
+            key = (sub.application_id, lang)
+            if key not in built:
+                built[key] = build(sub.application_id, lang).to_dict()
+            rows.append(new_row(sub.id, sub.channel, built[key], PRIORITY_NOTIFICATION, now))
     if rows:
         conn.execute(insert(outbox_t), rows)
     return len(rows), {r["channel"] for r in rows}
