@@ -9,11 +9,12 @@ LIMIT/OFFSET with an exact count, newest status change first, like the ticket in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Row, Select, and_, func, select
 
+from bot.dashboard.queries import as_params, page_number
 from bot.models import app_update_t, application_t, staff_t, subscription_t
 from flows.content import Content
 
@@ -55,18 +56,12 @@ class AppFilters:
             f.nomor = nomor
         elif nomor:
             f.errors.append("Nomor registrasi hanya berisi huruf, angka, / . _ -")
-        page = str(query.get("page", "1"))
-        f.page = min(max(int(page), 1), 100_000) if page.isdigit() else 1
+        f.page = page_number(query)
         return f
 
     def query(self, **change: Any) -> dict[str, str]:
         """This filter as query parameters (for the page links)."""
-        out = {x.name: str(getattr(self, x.name)) for x in fields(self)
-               if x.name != "errors" and getattr(self, x.name) not in ("", None)}
-        out.update({k: str(v) for k, v in change.items()})
-        if out.get("page") == "1":
-            del out["page"]
-        return {k: v for k, v in out.items() if v != ""}
+        return as_params(self, change)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ LIMIT/OFFSET with an exact count; bench/dashboard.py measures both at 100,000 ti
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -25,6 +26,21 @@ SORTS = {
     "tenggat": (complaint_t.c.due_on.asc(), complaint_t.c.id.asc()),
     "diubah": (complaint_t.c.updated_at.desc(), complaint_t.c.id.desc()),
 }
+
+
+def page_number(query: Mapping[str, Any]) -> int:
+    page = str(query.get("page", "1"))
+    return min(max(int(page), 1), 100_000) if page.isdigit() else 1
+
+
+def as_params(filters: Any, change: Mapping[str, Any],
+              defaults: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A filter dataclass as query parameters, without empty values, page 1 or defaults."""
+    out = {x.name: str(getattr(filters, x.name)) for x in fields(filters)
+           if x.name != "errors" and getattr(filters, x.name) not in ("", None)}
+    out.update({k: str(v) for k, v in change.items()})
+    skip = {"page": "1", **(defaults or {})}
+    return {k: v for k, v in out.items() if v != "" and skip.get(k) != v}
 
 
 @dataclass
@@ -74,20 +90,12 @@ class Filters:
                     f.errors.append(f"tanggal tidak valid: {value[:20]}")
         f.overdue = "1" if query.get("overdue") == "1" else ""
         f.q = " ".join(str(query.get("q", "")).split())[:100]
-        page = str(query.get("page", "1"))
-        f.page = min(max(int(page), 1), 100_000) if page.isdigit() else 1
+        f.page = page_number(query)
         return f
 
     def query(self, **change: Any) -> dict[str, str]:
         """This filter as query parameters (for links to other pages and sorts)."""
-        out = {x.name: str(getattr(self, x.name)) for x in fields(self)
-               if x.name != "errors" and getattr(self, x.name) not in ("", None)}
-        out.update({k: str(v) for k, v in change.items()})
-        if out.get("sort") == "baru":
-            del out["sort"]
-        if out.get("page") == "1":
-            del out["page"]
-        return {k: v for k, v in out.items() if v != ""}
+        return as_params(self, change, {"sort": "baru"})
 
 
 def _day_start(day: str, tz: ZoneInfo) -> datetime:
