@@ -70,12 +70,13 @@ def build(settings: Settings | None = None, *, migrate: bool = True) -> Lontar:
         lontar.workers["telegram"] = OutboxWorker(
             db, lontar.telegram.sender, rate=settings.telegram_rate_per_second,
             burst=max(1.0, 30.25 - settings.telegram_rate_per_second),  # never 31 in a second
-            per_chat_rate=1.0, per_chat_burst=3)
+            per_chat_rate=1.0, per_chat_burst=3, quiet=settings.quiet_hours)
     if settings.whatsapp_enabled:
         lontar.whatsapp = WhatsAppChannel(settings, inbox, content)
         lontar.workers["whatsapp"] = OutboxWorker(
             db, lontar.whatsapp.sender, rate=settings.whatsapp_rate_per_second,
-            per_chat_rate=1 / settings.whatsapp_pair_seconds, per_chat_burst=10)
+            per_chat_rate=1 / settings.whatsapp_pair_seconds, per_chat_burst=10,
+            quiet=settings.quiet_hours)
     # Content, the index and the libraries live as long as the process: keeping them out of
     # the garbage collector's scans removes most of its pauses under load (bench/turns.py).
     gc.freeze()
@@ -105,7 +106,7 @@ def dashboard_of(lontar: Lontar) -> Dashboard:
         lontar.db, lontar.content, data_dir=s.data_dir, timezone=s.timezone,
         idle_minutes=s.session_idle_minutes, login_attempts=s.login_attempts,
         secure=s.secure_cookies,
-        wake=lontar.wake_channels, secret=s.secret_key)
+        wake=lontar.wake_channels, secret=s.secret_key, quiet=s.quiet_hours)
 
 
 def web_app(lontar: Lontar) -> web.Application:

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from bot import broadcast_cli
 from bot.config import ConfigError, Settings, load_settings
 from flows.content import ContentError, load_content, unverified_facts
 from flows.understand import understander
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     imp = ap_sub.add_parser("import", help="load or update applications from a CSV file")
     imp.add_argument("file", type=Path)
     imp.add_argument("--dry-run", action="store_true", help="check and count, write nothing")
+    broadcast_cli.add_parsers(sub)
     db = sub.add_parser("db", help="database tools")
     db_sub = db.add_subparsers(dest="action", required=True)
     db_sub.add_parser("upgrade", help="apply database migrations (alembic)")
@@ -110,6 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             lontar = build(settings)
             try:
                 return _import(lontar, args.file, args.dry_run)
+            finally:
+                lontar.close()
+        if args.command in ("broadcast", "contacts"):
+            lontar = build(settings)
+            try:
+                return broadcast_cli.run(lontar, args)
             finally:
                 lontar.close()
         if args.command == "db":

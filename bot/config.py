@@ -6,12 +6,16 @@ Every setting is documented in `.env.example`; names are shared by every issue (
 from __future__ import annotations
 
 import secrets
+from datetime import time
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.quiet import QuietHours
 
 DEV_SECRET_FILE = "secret.key"
 
@@ -54,6 +58,8 @@ class Settings(BaseSettings):
     sla_check_minutes: int = Field(15, ge=1, validation_alias=_env("LONTAR_SLA_CHECK_MINUTES"))
     reminder_check_minutes: int = Field(
         15, ge=1, validation_alias=_env("LONTAR_REMINDER_CHECK_MINUTES"))
+    quiet_start: time = Field(time(21, 0), validation_alias=_env("LONTAR_QUIET_START"))
+    quiet_end: time = Field(time(7, 0), validation_alias=_env("LONTAR_QUIET_END"))
 
     telegram_bot_token: str = Field("", validation_alias=_env("TELEGRAM_BOT_TOKEN"))
     telegram_api_base_url: str = Field(
@@ -95,6 +101,11 @@ class Settings(BaseSettings):
         if self.secure_cookies_setting is not None:
             return self.secure_cookies_setting
         return self.env == "production"
+
+    @property
+    def quiet_hours(self) -> QuietHours:
+        """No outreach broadcast goes out in these office hours (equal: no quiet hours)."""
+        return QuietHours(self.quiet_start, self.quiet_end, ZoneInfo(self.timezone))
 
     @property
     def whatsapp_enabled(self) -> bool:

@@ -33,7 +33,8 @@ from bot.models import (
     outbox_t,
 )
 from bot.outbox import new_row
-from bot.services import application_lookup, complaints, notices, survey
+from bot.services import application_lookup, complaints, notices, profile, survey
+from bot.services.profile import Known
 from flows.content import Content
 from flows.engine import Options, step
 from flows.nik import mask_in_text
@@ -46,7 +47,6 @@ from flows.types import (
     Event,
     FollowApplication,
     ListApplications,
-    OptOut,
     Reply,
     SetLanguage,
     State,
@@ -228,8 +228,10 @@ Saved = tuple[dict[str, Any], int]  # a conversation's stored state and turn cou
 
 _FIND_INBOUND = select(inbound_t.c.id, inbound_t.c.contact_id).where(
     inbound_t.c.channel == bindparam("channel"), inbound_t.c.platform_id == bindparam("pid"))
+_KNOWN = (contact_t.c.language, contact_t.c.opted_in, contact_t.c.consent_at,
+          contact_t.c.opted_out_at, contact_t.c.kecamatan, contact_t.c.kelurahan)
 _CONTACT_STATE = (
-    select(contact_t.c.id, contact_t.c.language, contact_t.c.last_inbound_at,
+    select(contact_t.c.id, contact_t.c.last_inbound_at, *_KNOWN,
            conversation_t.c.state, conversation_t.c.turns)
     .select_from(contact_t.outerjoin(conversation_t,
                                      conversation_t.c.contact_id == contact_t.c.id))
@@ -252,7 +254,7 @@ _DONE = update(inbound_t).where(inbound_t.c.id == bindparam("iid")).values(
     processed_at=bindparam("now"))
 _STORED = select(inbound_t.c.contact_id, inbound_t.c.channel, inbound_t.c.kind,
                  inbound_t.c.payload, inbound_t.c.received_at, inbound_t.c.processed_at,
-                 contact_t.c.language).join(
+                 *_KNOWN).join(
     contact_t, contact_t.c.id == inbound_t.c.contact_id).where(inbound_t.c.id == bindparam("iid"))
 _KEY = select(contact_t.c.channel, contact_t.c.external_id, contact_t.c.id).join(
     inbound_t, inbound_t.c.contact_id == contact_t.c.id).where(inbound_t.c.id == bindparam("iid"))
@@ -281,9 +283,9 @@ def _store(conn: Connection, inbound: Inbound, stepper: Stepper | None,
             "display_name": inbound.display_name, "language": "id", "opted_in": False,
             "created_at": inbound.at, "last_inbound_at": inbound.at,
         }).inserted_primary_key[0]  # type: ignore[index]
-        language = "id"
+        contact = Known()
     else:
-        contact_id, language = known.id, known.language
+        contact_id, contact = known.id, Known.of(known)
         if known.state is not None:
             saved = (known.state, known.turns)
         last = known.last_inbound_at
@@ -298,7 +300,7 @@ def _store(conn: Connection, inbound: Inbound, stepper: Stepper | None,
     }).inserted_primary_key[0]  # type: ignore[index]
     if stepper is not None:
         _process(conn, inbound_id, contact_id, inbound.channel, inbound.kind, payload,
-                 inbound.at, language, saved, stepper)
+                 inbound.at, contact, saved, stepper)
     extra = then(conn, contact_id) if then is not None else None
     return Received(inbound_id, contact_id, new=True, extra=extra)
 
@@ -315,17 +317,17 @@ def _process_stored(conn: Connection, inbound_id: int, stepper: Stepper) -> bool
     found = conn.execute(_LOAD_STATE, {"cid": row.contact_id}).first()
     saved = (found.state, found.turns) if found is not None else None
     _process(conn, inbound_id, row.contact_id, row.channel, row.kind, row.payload,
-             row.received_at, row.language, saved, stepper)
+             row.received_at, Known.of(row), saved, stepper)
     conn.execute(_DONE, {"iid": inbound_id, "now": datetime.now(UTC)})
     return True
 
 
 def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, kind: str,
-             payload: dict[str, Any], at: datetime, language: str, saved: Saved | None,
+             payload: dict[str, Any], at: datetime, contact: Known, saved: Saved | None,
              stepper: Stepper) -> None:
     state = (State.model_validate(saved[0]) if saved is not None
-             else State(lang="en" if language == "en" else "id"))
-    result = stepper(kind, payload, at, state)
+             else State(lang="en" if contact.language == "en" else "id"))
+    result = stepper(kind, payload, at, contact.onto(state, channel))
     now = datetime.now(UTC)
     for _ in range(3):  # effects whose outcome the engine must hear about (bounded)
         asks = next((e for e in result.effects if isinstance(e, ASKS)), None)
@@ -345,16 +347,13 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
     else:
         conn.execute(_SAVE_STATE, {"cid": contact_id, "state": new_state,
                                    "turns": saved[1] + 1, "now": now})
-    changes: dict[str, Any] = {}
     for effect in result.effects:
         if isinstance(effect, SetLanguage):
-            changes["language"] = effect.lang
-        elif isinstance(effect, OptOut):
-            changes.update(opted_in=False, opted_out_at=now)
+            conn.execute(update(contact_t).where(contact_t.c.id == contact_id)
+                         .values(language=effect.lang))
         elif isinstance(effect, SubmitSurvey):
             survey.store(conn, effect, at.astimezone(stepper.tz).date())  # office day
-    if changes:
-        conn.execute(update(contact_t).where(contact_t.c.id == contact_id).values(**changes))
+    profile.apply(conn, contact_id, result.effects, stepper.content, at)  # consent, area, topics
     notice = _notice(conn, result, stepper, now)
     if notice is not None:  # told before the answer: before the citizen travels
         result = Step(result.state, (notice, *result.replies), result.effects)

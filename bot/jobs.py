@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Connection
 
-from bot.services import alerts, application_reminders
+from bot.services import alerts, application_reminders, broadcasts
 from bot.services.complaints import add_working_days
 
 if TYPE_CHECKING:
     from bot.app import Lontar
 
 log = logging.getLogger(__name__)
+# how often running broadcasts get their next batch: a batch covers far more than this at 30/s
+BROADCAST_TICK_SECONDS = 2
 
 
 async def check_deadlines(lontar: Lontar) -> None:
@@ -58,6 +60,17 @@ async def send_reminders(lontar: Lontar) -> None:
         log.info("application reminders: %d messages queued", queued)
 
 
+async def run_broadcasts(lontar: Lontar) -> None:
+    """Start due broadcasts, queue the next batch of each running one, finish what is done."""
+    try:
+        channels = await lontar.db.transaction(
+            lambda conn: broadcasts.tick(conn, lontar.content, datetime.now(UTC)))
+    except Exception:  # a failed run is retried at the next one; never kill the scheduler
+        log.exception("broadcast batch failed")
+        return
+    lontar.wake_channels(frozenset(channels))
+
+
 def start_scheduler(lontar: Lontar) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=lontar.settings.timezone)
     scheduler.add_job(check_deadlines, "interval", args=[lontar], id="deadlines",
@@ -66,6 +79,9 @@ def start_scheduler(lontar: Lontar) -> AsyncIOScheduler:
     scheduler.add_job(send_reminders, "interval", args=[lontar], id="reminders",
                       minutes=lontar.settings.reminder_check_minutes,
                       next_run_time=datetime.now(UTC), max_instances=1, coalesce=True)
+    scheduler.add_job(run_broadcasts, "interval", args=[lontar], id="broadcasts",
+                      seconds=BROADCAST_TICK_SECONDS, next_run_time=datetime.now(UTC),
+                      max_instances=1, coalesce=True)
     # urgent alerts are made when the ticket is filed; send them within a minute
     scheduler.add_job(_deliver, "interval", args=[lontar], id="alerts", seconds=30,
                       max_instances=1, coalesce=True)

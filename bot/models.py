@@ -71,6 +71,8 @@ class Outbox(SQLModel, table=True):
         Index("ix_outbox_contact", "contact_id", "id"),
         Index("ix_outbox_platform_message", "channel", "platform_message_id"),
         Index("ix_outbox_template_sent", "channel", "template", "sent_at"),
+        # a broadcast's progress, pause and cancel: counted and changed by status
+        Index("ix_outbox_broadcast", "broadcast_id", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -90,6 +92,7 @@ class Outbox(SQLModel, table=True):
     unsendable_reason: str | None = Field(default=None, max_length=256)
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    broadcast_id: int | None = Field(default=None, foreign_key="broadcast.id")
 
 
 PRIORITY_REPLY = 0
@@ -346,6 +349,82 @@ class ServiceNotice(SQLModel, table=True):
     ended_at: datetime | None = None
 
 
+class ContactTopic(SQLModel, table=True):
+    """A service or topic a contact has asked about: an outreach audience ("everyone who
+    asked about KK") is chosen from these."""
+
+    __tablename__ = "contact_topic"
+    __table_args__ = (Index("ix_contact_topic_topic", "topic", "contact_id"),)
+
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True)
+    topic: str = Field(max_length=64, primary_key=True)
+    first_at: datetime = Field(default_factory=utcnow)
+    last_at: datetime = Field(default_factory=utcnow)
+
+
+class ContactTag(SQLModel, table=True):
+    """A label staff give a contact (e.g. "rt-05", "sekolah-sd1") to reach them later."""
+
+    __tablename__ = "contact_tag"
+    __table_args__ = (Index("ix_contact_tag_tag", "tag", "contact_id"),)
+
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True)
+    tag: str = Field(max_length=32, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Broadcast(SQLModel, table=True):
+    """An outreach message to an audience of consenting contacts.
+
+    draft -> approved (an admin) -> scheduled (send now or at `send_at`) -> sending -> done;
+    paused and resumed while sending; cancelled from any state before done. Recipients are
+    added to the outbox in batches (`cursor`: the last contact id taken), so a restart goes
+    on from the cursor and memory stays flat whatever the audience size.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=120)
+    status: str = Field(default="draft", max_length=16)
+    text_id: str = Field(max_length=4096)
+    text_en: str | None = Field(default=None, max_length=4096)
+    image: str | None = Field(default=None, max_length=128)  # file name under data/broadcasts
+    buttons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    audience: dict[str, Any] = Field(default_factory=dict,
+                                     sa_column=Column(JSON, nullable=False))
+    notice_id: int | None = Field(default=None, foreign_key="service_notice.id")
+    send_at: datetime | None = None
+    created_by: int | None = Field(default=None, foreign_key="staff_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    approved_by: int | None = Field(default=None, foreign_key="staff_user.id")
+    approved_at: datetime | None = None
+    cursor: int = 0
+    planned: int = 0  # the audience size when it was scheduled
+    queued: int = 0  # recipients put in the outbox
+    skipped_blocked: int = 0
+    skipped_opted_out: int = 0
+    expanded_at: datetime | None = None  # every recipient is in the outbox
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Delivery(SQLModel, table=True):
+    """One recipient of one broadcast: unique, so nobody is queued twice, whatever crashes."""
+
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "contact_id", name="uq_delivery_broadcast_contact"),
+        Index("ix_delivery_contact", "contact_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    broadcast_id: int = Field(foreign_key="broadcast.id")
+    contact_id: int = Field(foreign_key="contact.id")
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")  # None: skipped
+    skipped: str | None = Field(default=None, max_length=16)  # blocked, opted_out
+    created_at: datetime = Field(default_factory=utcnow)
+    opted_out_at: datetime | None = None  # the contact opted out or blocked soon after
+
+
 # Core handles on the tables, for the hot paths that skip the ORM (see bot/db.py).
 contact_t = Contact.__table__  # type: ignore[attr-defined]
 conversation_t = Conversation.__table__  # type: ignore[attr-defined]
@@ -365,3 +444,7 @@ subscription_t = ApplicationSubscription.__table__  # type: ignore[attr-defined]
 guard_t = LookupGuard.__table__  # type: ignore[attr-defined]
 token_t = ApiToken.__table__  # type: ignore[attr-defined]
 notice_t = ServiceNotice.__table__  # type: ignore[attr-defined]
+topic_t = ContactTopic.__table__  # type: ignore[attr-defined]
+tag_t = ContactTag.__table__  # type: ignore[attr-defined]
+broadcast_t = Broadcast.__table__  # type: ignore[attr-defined]
+delivery_t = Delivery.__table__  # type: ignore[attr-defined]

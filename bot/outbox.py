@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -22,12 +24,18 @@ from sqlalchemy import Connection, Row, bindparam, select, update
 from sqlmodel import Session, col
 
 from bot.db import Database
-from bot.models import PRIORITY_BROADCAST, PRIORITY_REPLY, Contact, Outbox, contact_t, outbox_t
+from bot.models import PRIORITY_BROADCAST, PRIORITY_REPLY, Contact, Outbox, outbox_t
+from bot.services import consent
 from flows.types import Reply
 
 log = logging.getLogger(__name__)
 
 PENDING, SENDING, SENT, FAILED, UNSENDABLE = "pending", "sending", "sent", "failed", "unsendable"
+# broadcast rows only: handed to the platform but not yet confirmed; after a crash such a row
+# becomes UNCONFIRMED and is not sent again (a duplicate outreach message is worse than one
+# recipient in a hundred thousand left unsure); HELD while its broadcast is paused
+IN_FLIGHT, UNCONFIRMED, HELD, CANCELLED = "in_flight", "unconfirmed", "held", "cancelled"
+MAIN, BROADCASTS = "main", "broadcasts"  # the worker's two lanes
 
 
 # --- pull channels (SQLAlchemy Core on a connection: the web chat's hot path) -------------
@@ -85,15 +93,25 @@ def mark_sent(conn: Connection, ids: Sequence[int]) -> None:
 def requeue_in_flight(conn: Connection) -> int:
     """At start: rows a crashed worker had claimed go back to pending.
 
-    A row claimed but not confirmed may or may not have reached the platform; sending it
-    again is the lesser harm than losing a citizen's answer. Rows marked sent never return.
+    A reply or notification claimed but not confirmed may or may not have reached the
+    platform; sending it again is the lesser harm than losing a citizen's answer. A broadcast
+    row is marked in flight just before its one platform call: only such a row is in doubt,
+    and it is not sent again (UNCONFIRMED, counted in the broadcast's report). Rows marked
+    sent never return.
     """
+    conn.execute(update(outbox_t).where(outbox_t.c.status == IN_FLIGHT)
+                 .values(status=UNCONFIRMED))
     result = conn.execute(
         update(outbox_t).where(outbox_t.c.status == SENDING).values(status=PENDING))
     return int(result.rowcount or 0)
 
 
 # --- push channels ---------------------------------------------------------------------------
+
+
+class Quiet(Protocol):
+    def until(self, now: datetime) -> datetime | None:
+        """When the quiet hours around `now` end (None: not quiet now)."""
 
 
 class SendError(Exception):
@@ -123,13 +141,14 @@ class Meta:
     replace: str | None = None  # platform id of a menu this message may replace
     category: str | None = None  # "utility" or "marketing" for WhatsApp templates
     force_template: bool = False  # the platform said the free-form window is closed
+    image: str | None = None  # a broadcast's picture, a file name under data/broadcasts
 
     @classmethod
     def of(cls, row: Outbox) -> Meta:
         p = row.payload
         replace = p.get("edit_message_id")
         return cls(row.priority, str(replace) if replace is not None else None,
-                   p.get("category"), bool(p.get("force_template")))
+                   p.get("category"), bool(p.get("force_template")), p.get("image"))
 
 
 @dataclass(frozen=True)
@@ -151,6 +170,9 @@ class RateLimiter:
     In any window of T seconds it allows at most burst + rate * T sends, so a fractional
     burst (1.5 at 29/s: at most 30 in any second) lets a sender whose wake-up came a little
     late catch up without ever going over a platform's per-second limit.
+
+    Waiters are served by priority, then in arrival order: a citizen's reply waiting for a
+    token goes before every broadcast send already waiting, so it waits one slot at most.
     """
 
     def __init__(self, rate: float, burst: float = 1):
@@ -158,7 +180,9 @@ class RateLimiter:
         self.capacity = float(burst)
         self.tokens = float(burst)
         self.stamp = time.monotonic()
-        self._lock = asyncio.Lock()
+        self._waiters: list[tuple[int, int]] = []  # heap of (priority, arrival)
+        self._arrivals = itertools.count()
+        self._changed = asyncio.Event()
 
     def _refill(self) -> None:
         now = time.monotonic()
@@ -166,15 +190,32 @@ class RateLimiter:
             self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
             self.stamp = now
 
-    async def acquire(self) -> None:
-        async with self._lock:
+    async def acquire(self, priority: int = PRIORITY_REPLY) -> None:
+        # one event loop, no await between a check and its wait: no lock is needed
+        me = (priority, next(self._arrivals))
+        heapq.heappush(self._waiters, me)
+        self._poke()
+        try:
             while True:
+                if self._waiters[0] != me:
+                    await self._changed.wait()
+                    continue
                 self._refill()
                 if self.tokens >= 1:
                     self.tokens -= 1
                     return
+                # a higher priority arriving meanwhile becomes the head: re-checked on waking
                 await asyncio.sleep(max(self.stamp - time.monotonic(), 0)
                                     + (1 - self.tokens) / self.rate)
+        finally:
+            self._waiters.remove(me)
+            heapq.heapify(self._waiters)
+            self._poke()
+
+    def _poke(self) -> None:
+        """Wake every waiter to look at the head of the line again."""
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def hold(self, seconds: float) -> None:
         """Give out nothing for `seconds` (the platform said it is overloaded)."""
@@ -220,43 +261,62 @@ class WorkerStats:
 class OutboxWorker:
     """Sends one channel's due rows, replies before notifications before broadcasts.
 
-    Chats are served concurrently (a platform call takes long; the global limiter spaces
-    them), each chat's rows in order. A chat over its own limit, or told to wait, has its
-    remaining rows put back with a due time instead of holding up other chats.
+    Two lanes share the channel's rate limiter: one for replies and notifications, one for
+    broadcasts. The broadcast lane claims small batches, never in quiet hours, and asks the
+    limiter at the lowest priority, so a reply queued while a broadcast runs is claimed at
+    once by its own lane and goes out with the next token. Chats are served concurrently (a
+    platform call takes long; the limiter spaces them), each chat's rows in order. A chat over
+    its own limit, or told to wait, has its remaining rows put back with a due time instead of
+    holding up other chats.
     """
 
     def __init__(self, db: Database, sender: Sender, *, rate: float, burst: float = 1,
                  per_chat_rate: float | None = None, per_chat_burst: int = 3,
                  batch: int = 50, max_attempts: int = 8, base_backoff: float = 2.0,
-                 max_hold: float = 1.0):
+                 max_hold: float = 1.0, quiet: Quiet | None = None,
+                 broadcast_batch: int = 30):
         self.db = db
         self.sender = sender
         self.limiter = RateLimiter(rate, burst)
         self.per_chat = PerChatLimiter(per_chat_rate, per_chat_burst) if per_chat_rate else None
         self.batch = batch
+        self.broadcast_batch = broadcast_batch
         self.max_attempts = max_attempts
         self.base_backoff = base_backoff
         self.max_hold = max_hold  # the longest a 429 pauses *all* chats
+        self.quiet = quiet
         self.stats = WorkerStats()
-        self._wake = asyncio.Event()
+        self._wake = {MAIN: asyncio.Event(), BROADCASTS: asyncio.Event()}
 
     def wake(self) -> None:
-        self._wake.set()
+        for event in self._wake.values():
+            event.set()
 
     async def run(self, idle_poll: float = 1.0) -> None:
+        await asyncio.gather(self._run(MAIN, idle_poll), self._run(BROADCASTS, idle_poll))
+
+    async def _run(self, lane: str, idle_poll: float) -> None:
         while True:
             try:
-                sent = await self.drain_once()
+                sent = await self.drain_once(lane)
             except Exception:  # the database hiccuped; keep the sender alive
                 log.exception("outbox worker for %s failed; retrying", self.sender.channel)
                 sent = 0
             if sent == 0:
-                self._wake.clear()
+                self._wake[lane].clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), idle_poll)
+                    await asyncio.wait_for(self._wake[lane].wait(), idle_poll)
 
-    async def drain_once(self) -> int:
-        claimed = await self.db.run(_claim, self.sender.channel, self.batch)
+    async def drain_once(self, lane: str | None = None) -> int:
+        """Claim and send one batch: of `lane` (MAIN or BROADCASTS), or of every row."""
+        if lane == BROADCASTS:
+            if self.quiet is not None and self.quiet.until(datetime.now(UTC)) is not None:
+                return 0  # the night: broadcasts wait, replies go on in the other lane
+            claimed = await self.db.run(_claim, self.sender.channel, self.broadcast_batch,
+                                        PRIORITY_BROADCAST, None)
+        else:
+            top = PRIORITY_BROADCAST - 1 if lane == MAIN else None
+            claimed = await self.db.run(_claim, self.sender.channel, self.batch, None, top)
         chats: dict[int, list[tuple[Outbox, Contact]]] = {}
         for row, contact in claimed:
             chats.setdefault(contact.id or 0, []).append((row, contact))
@@ -272,7 +332,9 @@ class OutboxWorker:
                     self.stats.deferred += len(rows) - i
                     return
                 self.per_chat.take(contact.id or 0)
-            await self.limiter.acquire()
+            await self.limiter.acquire(row.priority)
+            if row.priority >= PRIORITY_BROADCAST:
+                await self.db.transaction(_in_flight, row.id)
             try:
                 delivered = await self.sender.send(contact, Reply.from_dict(row.payload),
                                                    Meta.of(row))
@@ -280,6 +342,9 @@ class OutboxWorker:
                 if exc.defer_until is not None:  # e.g. today's budget is spent
                     wait = (exc.defer_until - datetime.now(UTC)).total_seconds()
                     await self.db.run(_defer, [r.id for r, _ in rows[i:]], max(wait, 0.0))
+                    if row.priority >= PRIORITY_BROADCAST:  # the rest of them too
+                        await self.db.transaction(_defer_broadcasts, self.sender.channel,
+                                                  exc.defer_until)
                     self.stats.deferred += len(rows) - i
                     return
                 delay = await self.db.run(self._record_failure, row.id, contact.id, exc)
@@ -317,7 +382,8 @@ class OutboxWorker:
         else:
             row.status = FAILED
             self.stats.failed += 1
-        if exc.blocked or exc.opted_out:
+        if exc.blocked or exc.opted_out:  # a reason the broadcast report counts
+            row.unsendable_reason = "blocked" if exc.blocked else "opted_out"
             mark_contact(session.connection(), contact_id, blocked=exc.blocked,
                          opted_out=exc.opted_out)
         session.add(row)
@@ -325,9 +391,11 @@ class OutboxWorker:
         return delay
 
 
-def _claim(session: Session, channel: str, limit: int) -> list[tuple[Outbox, Contact]]:
-    """Take due rows. Rows for a contact that blocked Lontar, and outreach to a contact that
-    has not opted in (or opted out), fail here without a send."""
+def _claim(session: Session, channel: str, limit: int, priority: int | None,
+           top: int | None) -> list[tuple[Outbox, Contact]]:
+    """Take due rows (of one `priority`, or up to `top`). Rows for a contact that blocked
+    Lontar, and outreach to a contact that has not opted in (or opted out), fail here
+    without a send, with the reason the broadcast report counts."""
     now = datetime.now(UTC)
     query = (
         select(Outbox, Contact)
@@ -337,6 +405,10 @@ def _claim(session: Session, channel: str, limit: int) -> list[tuple[Outbox, Con
         .order_by(col(Outbox.priority), col(Outbox.id))
         .limit(limit)
     )
+    if priority is not None:
+        query = query.where(Outbox.priority == priority)
+    if top is not None:
+        query = query.where(col(Outbox.priority) <= top)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Outbox)
     rows = [(r[0], r[1]) for r in session.execute(query).all()]
@@ -344,8 +416,10 @@ def _claim(session: Session, channel: str, limit: int) -> list[tuple[Outbox, Con
     for row, contact in rows:
         if contact.blocked_at is not None:
             row.status, row.last_error = FAILED, "contact has blocked Lontar"
+            row.unsendable_reason = "blocked"
         elif row.priority >= PRIORITY_BROADCAST and not contact.opted_in:
             row.status, row.last_error = FAILED, "contact has not opted in to outreach"
+            row.unsendable_reason = "opted_out"
         else:
             row.status = SENDING
             live.append((row, contact))
@@ -358,10 +432,24 @@ def _defer(session: Session, ids: list[int], seconds: float) -> None:
     """Put claimed rows back, due after `seconds`, without counting an attempt."""
     if ids:
         session.execute(
-            update(outbox_t).where(outbox_t.c.id.in_(ids), outbox_t.c.status == SENDING)
+            update(outbox_t).where(outbox_t.c.id.in_(ids),
+                                   outbox_t.c.status.in_((SENDING, IN_FLIGHT)))
             .values(status=PENDING,
                     next_attempt_at=datetime.now(UTC) + timedelta(seconds=seconds)))
         session.commit()
+
+
+def _in_flight(conn: Connection, row_id: int) -> None:
+    """Committed before a broadcast row's platform call: after a crash, in doubt."""
+    conn.execute(update(outbox_t).where(outbox_t.c.id == row_id).values(status=IN_FLIGHT))
+
+
+def _defer_broadcasts(conn: Connection, channel: str, until: datetime) -> None:
+    """Today's budget is spent: every waiting broadcast row on the channel goes on then."""
+    conn.execute(update(outbox_t).where(
+        outbox_t.c.channel == channel, outbox_t.c.status == PENDING,
+        outbox_t.c.priority >= PRIORITY_BROADCAST, outbox_t.c.next_attempt_at < until)
+        .values(next_attempt_at=until))
 
 
 _SENT = (update(outbox_t).where(outbox_t.c.id == bindparam("rid"))
@@ -380,9 +468,6 @@ def mark_contact(conn: Connection, contact_id: int, *, blocked: bool = False,
     """A platform said the contact is unreachable (blocked) or wants no outreach."""
     now = datetime.now(UTC)
     if blocked:
-        conn.execute(update(contact_t).where(contact_t.c.id == contact_id,
-                                             contact_t.c.blocked_at.is_(None))
-                     .values(blocked_at=now))
+        consent.blocked(conn, contact_id, now)
     if opted_out:
-        conn.execute(update(contact_t).where(contact_t.c.id == contact_id)
-                     .values(opted_in=False, opted_out_at=now))
+        consent.opt_out(conn, contact_id, now)

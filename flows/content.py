@@ -79,6 +79,8 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
         "cmd_pengaduan": (),
         "cmd_bahasa": (),
         "cmd_berhenti": (),
+        "cmd_langganan": (),
+        "cmd_pengaturan": (),
         "cmd_bantuan": (),
         "wa_list_button": (),
         "wa_list_section": (),
@@ -162,6 +164,32 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
         "service_notice": ("notices",),
         "service_notice_line": ("office", "text", "until"),
         "service_notice_all_offices": (),
+        "broadcast_footer": (),
+        # consent to information from the office (flows/settings.py): asked once at first
+        # contact; /langganan, /berhenti ("stop" is the opt-out's confirmation above)
+        "consent_ask": (),
+        "opt_consent_yes": (),
+        "opt_consent_no": (),
+        "consent_no": (),
+        "subscribed": (),
+        # settings: language, area (kecamatan/kelurahan), subscription
+        "settings_intro": ("language", "area", "subscription"),
+        "settings_subscribed": (),
+        "settings_not_subscribed": (),
+        "opt_settings_lang": (),
+        "opt_settings_area": (),
+        "opt_subscribe": (),
+        "opt_unsubscribe": (),
+        "area_none": (),
+        "area_kecamatan": ("kecamatan",),
+        "area_kelurahan": ("kelurahan", "kecamatan"),
+        "area_choose_kecamatan": (),
+        "area_choose_kelurahan": ("kecamatan",),
+        "area_set": ("area",),
+        "area_cleared": (),
+        "area_unknown": (),
+        "opt_clear_area": (),
+        "opt_next_page": (),
         "stale_button": (),
         "unknown_fact": (),
         "office_entry": ("name", "address", "phone", "whatsapp", "hours"),
@@ -183,7 +211,8 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
 # Placeholders a topic answer may use; the engine fills them from offices and messages.
 ANSWER_FIELDS = frozenset({"offices", "hours", "free_note"})
 
-MAIN_TARGETS = re.compile(r"^(docs|faq|help|lang|survey|complaint|[tsg]:[a-z0-9-]+)$")
+MAIN_TARGETS = re.compile(
+    r"^(docs|faq|help|lang|settings|survey|complaint|[tsg]:[a-z0-9-]+)$")
 
 
 class ContentError(Exception):
@@ -254,8 +283,8 @@ class MenuEntry(_Model):
     def _target_shape(cls, v: str) -> str:
         if not MAIN_TARGETS.match(v):
             raise ValueError(
-                "must be docs, faq, help, lang, survey, complaint, t:<topic>, s:<service> "
-                "or g:<group>")
+                "must be docs, faq, help, lang, settings, survey, complaint, t:<topic>, "
+                "s:<service> or g:<group>")
         return v
 
 
@@ -285,13 +314,21 @@ class Kecamatan(_Model):
     kelurahan: tuple[Kelurahan, ...] = Field(min_length=1)
 
 
+CommandAction = Literal["menu", "back", "cancel", "help", "lang", "stop", "subscribe",
+                        "settings"]
+COMMAND_ACTIONS: tuple[CommandAction, ...] = ("menu", "back", "cancel", "help", "lang", "stop",
+                                              "subscribe", "settings")
+
+
 class Language(_Model):
-    """How citizens type: word and phrase rewrites, stopwords, and global command words."""
+    """How citizens type: word and phrase rewrites, stopwords, global command words, and the
+    words that answer a yes/no question typed instead of pressed."""
 
     stopwords: tuple[str, ...] = ()
     words: dict[str, str] = {}
     phrases: dict[str, str] = {}
-    commands: dict[Literal["menu", "back", "cancel", "help", "lang", "stop"], tuple[str, ...]]
+    commands: dict[CommandAction, tuple[str, ...]]
+    answers: dict[Literal["yes", "no"], tuple[str, ...]] = {}
 
 
 class Unsur(_Model):
@@ -733,9 +770,22 @@ def _check_references(content: Content, root: Path, c: _Collector) -> None:
                 _check_len(c, complaints_path, f"kind[{ckind.id}].label.{lang}",
                            ckind.label.get(lang), BUTTON_LABEL_MAX)
     lang_path = root / "language.toml"
-    for action in ("menu", "back", "cancel", "help", "lang", "stop"):
+    for action in COMMAND_ACTIONS:
         if not content.language.commands.get(action):
             c.add(lang_path, f"commands.{action}", "needs at least one word")
+    answers = content.language.answers
+    if not answers.get("yes"):
+        c.add(lang_path, "answers.yes", "needs at least one word")
+    if not answers.get("no"):
+        c.add(lang_path, "answers.no", "needs at least one word")
+    seen: dict[str, str] = {}
+    word_lists = [(f"commands.{k}", v) for k, v in content.language.commands.items()]
+    word_lists += [(f"answers.{k}", v) for k, v in answers.items()]
+    for where, words in word_lists:  # a word in two places would only ever do the first
+        for word in words:
+            if seen.get(word, where) != where:
+                c.add(lang_path, where, f"{word!r} is also in {seen[word]}")
+            seen.setdefault(word, where)
     if "start" not in content.language.commands.get("menu", ()):
         c.add(lang_path, "commands.menu", "must contain 'start' (channels send it first)")
     ids = [o.id for o in content.offices]
@@ -743,6 +793,7 @@ def _check_references(content: Content, root: Path, c: _Collector) -> None:
     if len(set(ids)) != len(ids):
         c.add(offices_path, "office.id", "duplicate office id")
     kec_ids = {k.id for k in content.kecamatan}
+    _check_areas(content, root / "areas.toml", c)
     for o in content.offices:
         for lang in LANGS:
             _check_len(c, offices_path, f"office[{o.id}].label.{lang}", o.label.get(lang),
@@ -766,6 +817,24 @@ def _check_references(content: Content, root: Path, c: _Collector) -> None:
                                "when_", "identity_", "complaint_general")):
                 # a ticket number is always 15 characters (ADU-2026-7K3QF9)
                 _check_len(c, path, key, text.replace("{number}", "X" * 15), BUTTON_LABEL_MAX)
+
+
+def _check_areas(content: Content, path: Path, c: _Collector) -> None:
+    """Kecamatan and kelurahan become buttons, and their ids part of button payloads."""
+    if len({k.id for k in content.kecamatan}) != len(content.kecamatan):
+        c.add(path, "kecamatan.id", "duplicate kecamatan id")
+    if len(content.kecamatan) > 8:
+        c.add(path, "kecamatan", "at most 8, so the list fits WhatsApp with two more buttons")
+    for k in content.kecamatan:
+        if not TOPIC_ID.match(k.id):
+            c.add(path, f"kecamatan[{k.id}].id", "use lower-case letters, digits and hyphens")
+        _check_len(c, path, f"kecamatan[{k.id}].name", k.name, BUTTON_LABEL_MAX)
+        codes = [kel.code for kel in k.kelurahan]
+        if len(set(codes)) != len(codes):
+            c.add(path, f"kecamatan[{k.id}].kelurahan", "duplicate kelurahan code")
+        for kel in k.kelurahan:
+            _check_len(c, path, f"kecamatan[{k.id}].kelurahan[{kel.code}].name", kel.name,
+                       BUTTON_LABEL_MAX)
 
 
 def _check_len(c: _Collector, path: Path, field: str, text: str, limit: int) -> None:

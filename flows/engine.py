@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from flows import complaint, status, survey, tickets
+from flows import complaint, settings, status, survey, tickets
 from flows.content import Content
 from flows.screens import Screen, Target, UnknownScreen, main_targets, render, topic_target
 from flows.types import (
@@ -28,7 +28,6 @@ from flows.types import (
     Lang,
     LookupTickets,
     Option,
-    OptOut,
     Reply,
     SetLanguage,
     State,
@@ -65,6 +64,7 @@ class Turn:
         self.replies: list[Reply] = []
         self.effects: list[Effect] = []
         self.greeted = False  # the first-contact welcome already said hello
+        self.consent_pending = False  # the consent question was put last turn
 
     @property
     def lang(self) -> Lang:
@@ -127,11 +127,13 @@ class Turn:
             self.state = st.model_copy(update={"data": {}})
             self.go("menu")
         elif target == "stop":
-            self.effects.append(OptOut())
-            self.state = st.model_copy(
+            settings.consent(self, False)
+            self.state = self.state.model_copy(
                 update={"screen": "", "back": (), "options": (), "data": {}}
             )
             self.replies.append(Reply(self.msg("stop")))
+        elif settings.is_action(target):
+            settings.answer(self, target)
         elif target == "survey":  # a fresh questionnaire each time
             self.state = st.model_copy(update={"data": {**st.data, "survey": {}}})
             self.visit("survey")
@@ -160,7 +162,7 @@ class Turn:
         """Render a screen, following redirects, and remember the way back."""
         for _ in range(MAX_HOPS):
             try:
-                screen = render(screen_id, self.lang, self.c, self.state.data)
+                screen = render(screen_id, self.lang, self.c, self.state.data, self.state)
             except UnknownScreen:
                 self.replies.append(Reply(self.msg("no_match")))
                 self.go("menu")
@@ -185,7 +187,7 @@ class Turn:
         """Answer with `text` and the current screen's buttons again, so nobody is stuck."""
         screen_id = self.state.screen or "menu"
         try:
-            screen = render(screen_id, self.lang, self.c, self.state.data)
+            screen = render(screen_id, self.lang, self.c, self.state.data, self.state)
         except UnknownScreen:
             screen = render("menu", self.lang, self.c)
         if screen.redirect:
@@ -202,14 +204,15 @@ def step(state: State, event: Event, content: Content, options: Options | None =
     """Advance one conversation by one event."""
     opts = options or Options()
     if isinstance(event, Timeout):
-        return Step(State(lang=state.lang, seq=state.seq, updated_at=event.at))
+        return Step(state.fresh().model_copy(update={"updated_at": event.at}))
     turn = Turn(state, content)
     if state.updated_at is None:
         turn.say(turn.msg("welcome"))
         turn.greeted = True
     elif event.at - state.updated_at > opts.idle_timeout:
-        turn.state = State(lang=state.lang, seq=state.seq)
+        turn.state = state.fresh()
         turn.say(turn.msg("welcome_back"))
+    turn.consent_pending = settings.take_pending(turn)
     if isinstance(event, Text) and (slash := _SLASH.fullmatch(event.text.strip())):
         event = Command(slash.group(1), event.at, slash.group(2) or "")  # WhatsApp, web chat
     if isinstance(event, Choice):
@@ -241,6 +244,8 @@ def step(state: State, event: Event, content: Content, options: Options | None =
         status.followed(turn, event)
     elif isinstance(event, Attachment):
         _on_attachment(turn, event)
+    if isinstance(event, Text | Choice | Command | Attachment):  # not on top of a shell's
+        settings.ask_if_due(turn)  # answer (a status, a ticket): that one may ask itself
     turn.state = turn.state.model_copy(update={"updated_at": event.at})
     return turn.finish()
 
@@ -263,7 +268,8 @@ def _on_attachment(turn: Turn, event: Attachment) -> None:
 
 
 def _command(content: Content, words: str) -> str | None:
-    """The global action a whole message names (menu, back, cancel, help, lang, stop)."""
+    """The global action a whole message names (menu, back, cancel, help, lang, stop,
+    subscribe, settings)."""
     for action, names in content.language.commands.items():
         if words in names:
             return action
@@ -306,6 +312,8 @@ def _on_text(turn: Turn, raw: str) -> None:
     action = _command(turn.c, normalized) or _command(turn.c, text.strip().lower())
     if action is not None:
         turn.go(action)
+        return
+    if turn.consent_pending and settings.typed_answer(turn, normalized, text):
         return
     if screen == "v:suggest" and not (normalized.isdigit() and turn.state.options):
         survey.finish(turn, text.strip())

@@ -1,8 +1,9 @@
 """What a screen looks like: text plus button targets, before the engine numbers them.
 
 A screen id is a small string kept in the conversation state (`menu`, `docs`, `g:kk`,
-`s:kk-baru`, `s:kk-baru:steps`, `t:biaya`, `faq`, `help`, `lang`), so rendering is a pure
-function of (screen, language, content) and "back" is just re-rendering an earlier id.
+`s:kk-baru`, `s:kk-baru:steps`, `t:biaya`, `faq`, `help`, `lang`, `settings`), so rendering
+is a pure function of (screen, language, content, and for a few the conversation's state)
+and "back" is just re-rendering an earlier id.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows.content import Content
-from flows.types import Lang, Venue
+from flows.types import Lang, State, Venue
 
 SECTIONS = ("steps", "where", "duration", "legal", "free")
 
@@ -62,10 +63,12 @@ def topic_target(c: Content, lang: Lang, topic_id: str) -> Target:
     return Target(f"{prefix}:{topic_id}", topic.label.get(lang), desc)
 
 
-def render(screen: str, lang: Lang, c: Content, data: dict[str, Any] | None = None) -> Screen:
+def render(screen: str, lang: Lang, c: Content, data: dict[str, Any] | None = None,
+           state: State | None = None) -> Screen:
     """Render a screen id; raises `UnknownScreen` when content no longer has it.
 
-    `data` is the conversation's data, for the few screens that show what was entered.
+    `data` is the conversation's data, for the few screens that show what was entered;
+    `state`, for the settings, which show what the citizen chose.
     """
     kind, _, ref = screen.partition(":")
     if screen == "menu":
@@ -121,6 +124,12 @@ def render(screen: str, lang: Lang, c: Content, data: dict[str, Any] | None = No
         from flows import status  # and the status check
 
         found = status.render(screen, lang, c)
+        if found is not None:
+            return found
+    if screen == "settings" or kind == "set":
+        from flows import settings  # and the settings
+
+        found = settings.render(screen, lang, c, state)
         if found is not None:
             return found
     raise UnknownScreen(screen)
@@ -198,6 +207,7 @@ def every_screen(c: Content) -> list[str]:
         ids.append(f"s:{s}")
         ids += [f"s:{s}:{name}" for name in SECTIONS]
     ids += [f"t:{t}" for t in c.topics]
-    from flows import complaint, status, survey
+    from flows import complaint, settings, status, survey
 
-    return ids + survey.screens(c) + complaint.screens(c) + status.screens(c)
+    return (ids + survey.screens(c) + complaint.screens(c) + status.screens(c)
+            + settings.screens(c))

@@ -229,8 +229,23 @@ class SetLanguage:
 
 
 @dataclass(frozen=True)
-class OptOut:
-    """The citizen asked Lontar to stop sending unsolicited messages."""
+class SetConsent:
+    """The citizen's answer to "information from the office?": yes (`/langganan`, the
+    first-contact question, settings) or no (`/berhenti`, "stop", settings). `first` marks
+    the answer to the first-contact question: a no there is no consent, not an opt-out of
+    some broadcast, and is not counted against one."""
+
+    opted_in: bool
+    first: bool = False
+
+
+@dataclass(frozen=True)
+class SetArea:
+    """Where the citizen lives, from settings, so outreach can be local (content ids:
+    `kecamatan` as in areas.toml, `kelurahan` as "<kecamatan>:<code>"); None clears."""
+
+    kecamatan: str | None
+    kelurahan: str | None
 
 
 @dataclass(frozen=True)
@@ -316,8 +331,9 @@ class FollowApplication:
     follow: bool
 
 
-Effect = (SetLanguage | OptOut | TopicAsked | SubmitSurvey | FileComplaint | LookupTickets
-          | RateTicket | AddToTicket | CheckApplication | ListApplications | FollowApplication)
+Effect = (SetLanguage | SetConsent | SetArea | TopicAsked | SubmitSurvey | FileComplaint
+          | LookupTickets | RateTicket | AddToTicket | CheckApplication | ListApplications
+          | FollowApplication)
 # effects the shell answers with an event in the same transaction (the engine waits for it)
 ASKS = (FileComplaint, LookupTickets, RateTicket, AddToTicket, CheckApplication,
         ListApplications, FollowApplication)
@@ -340,6 +356,19 @@ class State(BaseModel):
     options: tuple[str, ...] = ()
     data: dict[str, Any] = {}
     updated_at: datetime | None = None
+    # what the citizen chose, kept across idle resets (`fresh`); the shell refreshes the last
+    # three from the contact row, which platform opt-outs and staff may also change
+    consent_asked: bool = False  # the first-contact question about office information was put
+    subscribed: bool = False
+    kecamatan: str | None = None
+    kelurahan: str | None = None  # "<kecamatan>:<code>"
+
+    def fresh(self) -> State:
+        """A new conversation with the same citizen: where they were is forgotten, what they
+        chose (language, consent, area) is not, and button numbering goes on."""
+        return State(lang=self.lang, seq=self.seq, consent_asked=self.consent_asked,
+                     subscribed=self.subscribed, kecamatan=self.kecamatan,
+                     kelurahan=self.kelurahan)
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,11 @@ import mimetypes
 import warnings
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, bindparam, select
 from telegram import (
     Bot,
     BotCommand,
@@ -51,6 +52,8 @@ from bot.config import Settings
 from bot.inbox import Inbound, Inbox
 from bot.models import Contact, contact_t
 from bot.outbox import Delivered, Meta, SendError
+from bot.services import broadcast_images as images
+from bot.services import consent
 from flows.content import Content
 from flows.types import Option, Reply
 
@@ -61,7 +64,8 @@ ROW_MAX = 8  # Telegram's limit of buttons in one keyboard row
 CALLBACK_MAX = 64  # bytes of callback_data
 SHORT_LABEL = 14  # two labels this short share a row on a phone
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-COMMANDS = ("start", "menu", "status", "pengaduan", "bahasa", "berhenti", "bantuan")
+COMMANDS = ("start", "menu", "status", "pengaduan", "bahasa", "langganan", "berhenti",
+            "pengaturan", "bantuan")
 
 
 def make_bot(settings: Settings) -> Bot:
@@ -110,12 +114,16 @@ class TelegramSender:
 
     channel = CHANNEL
 
-    def __init__(self, bot: Bot):
+    def __init__(self, bot: Bot, media_dir: Path | None = None):
         self.bot = bot
+        self.media_dir = media_dir  # broadcast pictures
+        self._file_ids: dict[str, str] = {}  # a picture is uploaded once, then reused by id
 
     async def send(self, contact: Contact, reply: Reply, meta: Meta) -> Delivered:
         chat_id = int(contact.external_id)
         try:
+            if meta.image and self.media_dir is not None:
+                return Delivered(await self._photo(chat_id, reply, meta.image))
             return Delivered(await self._send(chat_id, reply,
                                               int(meta.replace) if meta.replace else None))
         except RetryAfter as exc:
@@ -148,6 +156,22 @@ class TelegramSender:
         return str(sent.message_id) if isinstance(sent, Message) else (
             str(edit) if edit is not None else None)
 
+    async def _photo(self, chat_id: int, reply: Reply, image: str) -> str | None:
+        """A broadcast picture with the text as its caption (the composer keeps it short)."""
+        assert self.media_dir is not None
+        known = self._file_ids.get(image)
+        path = images.path(self.media_dir, image)
+        if known is None and path is None:
+            log.warning("broadcast picture %r is missing; sending the text alone", image)
+            return await self._send(chat_id, reply, None)
+        sent = await self.bot.send_photo(
+            chat_id, known or path.read_bytes(),  # type: ignore[union-attr]
+            caption=html.escape(reply.text, quote=False),
+            parse_mode=ParseMode.HTML, reply_markup=keyboard(reply.options))
+        if known is None and sent.photo:
+            self._file_ids[image] = sent.photo[-1].file_id
+        return str(sent.message_id)
+
     async def _edit(self, chat_id: int, message_id: int, text: str,
                     markup: InlineKeyboardMarkup | None) -> Message | bool | None:
         """Replace a menu in place; None when it can't be (too old, deleted): send instead."""
@@ -179,7 +203,7 @@ class TelegramChannel:
         self.inbox = inbox
         self.content = content
         self.bot = bot or make_bot(settings)
-        self.sender = TelegramSender(self.bot)
+        self.sender = TelegramSender(self.bot, images.folder(settings.data_dir))
         self.username = ""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
@@ -401,10 +425,17 @@ class RetryLater(Exception):
     """A transient failure while storing an update: leave it unacknowledged."""
 
 
-_BLOCK = (update(contact_t)
-          .where(contact_t.c.channel == CHANNEL, contact_t.c.external_id == bindparam("ext"))
-          .values(blocked_at=bindparam("at")))
+_CONTACT = select(contact_t.c.id).where(contact_t.c.channel == CHANNEL,
+                                        contact_t.c.external_id == bindparam("ext"))
 
 
 def _set_blocked(conn: Connection, external_id: str, blocked: bool, at: Any) -> None:
-    conn.execute(_BLOCK, {"ext": external_id, "at": at if blocked else None})
+    """my_chat_member: the citizen blocked the bot (or left), or came back; a chat Lontar
+    never talked to has nothing to change."""
+    contact_id = conn.execute(_CONTACT, {"ext": external_id}).scalar()
+    if contact_id is None:
+        return
+    if blocked:
+        consent.blocked(conn, contact_id, at)
+    else:
+        consent.unblocked(conn, contact_id)

@@ -18,7 +18,7 @@ import hmac
 import json
 import logging
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +34,7 @@ from bot.db import Database
 from bot.inbox import Inbound, Inbox
 from bot.models import PRIORITY_BROADCAST, Contact, contact_t, inbound_t, outbox_t
 from bot.outbox import Delivered, Meta, SendError, mark_contact
+from bot.services import consent
 from flows.content import Content
 from flows.types import Lang, Reply
 
@@ -187,6 +188,10 @@ class WhatsAppSender:
         self.content = content
         self.db = db
         self.tz = ZoneInfo(settings.timezone)
+        # contacts the budget admitted today, kept until the day ends: a send overlapping a
+        # slow Graph API call is not yet a sent row, and must not leave room for another
+        self._initiated: tuple[date, set[int]] = (date.min, set())
+        self._budget_lock = asyncio.Lock()
 
     async def send(self, contact: Contact, reply: Reply, meta: Meta) -> Delivered:
         lang: Lang = "en" if contact.language == "en" else "id"
@@ -213,15 +218,26 @@ class WhatsAppSender:
             raise SendError("no template", retryable=False, unsendable=(
                 f"outside WhatsApp's 24-hour window and no {kind} template is configured "
                 f"(WHATSAPP_TEMPLATE_{kind.upper()})"))
-        if not await self.db.transaction(_budget_left, contact.id, self.settings, self.tz):
-            tomorrow = (datetime.now(self.tz) + timedelta(days=1)).replace(
-                hour=7, minute=0, second=0, microsecond=0)
-            raise SendError("daily budget spent", retryable=True,
-                            defer_until=tomorrow.astimezone(UTC))
+        contact_id = contact.id or 0
+        async with self._budget_lock:  # check and reserve as one step
+            today = datetime.now(self.tz).date()
+            if self._initiated[0] != today:
+                self._initiated = (today, set())
+            admitted = self._initiated[1]
+            fresh = contact_id not in admitted
+            if not await self.db.transaction(_budget_left, contact_id, self.settings, self.tz,
+                                             admitted):
+                tomorrow = (datetime.now(self.tz) + timedelta(days=1)).replace(
+                    hour=7, minute=0, second=0, microsecond=0)
+                raise SendError("daily budget spent", retryable=True,
+                                defer_until=tomorrow.astimezone(UTC))
+            admitted.add(contact_id)
         try:
             wamid = await self.client.send(contact.external_id, template(
                 name, self.settings.whatsapp_template_language, reply.text))
         except GraphError as exc:
+            if fresh:  # not sent: it takes no room in today's budget
+                admitted.discard(contact_id)
             raise self._error(exc) from exc
         return Delivered(wamid, template=name)
 
@@ -236,15 +252,16 @@ class WhatsAppSender:
                          opted_out=exc.code == OPTED_OUT)
 
 
-def _budget_left(conn: Connection, contact_id: int | None, settings: Settings,
-                 tz: ZoneInfo) -> bool:
-    """Business-initiated conversations today (office time) are within the budget."""
+def _budget_left(conn: Connection, contact_id: int, settings: Settings, tz: ZoneInfo,
+                 admitted: set[int]) -> bool:
+    """Business-initiated conversations today (office time), recorded or `admitted` (sends
+    still in flight), are within the budget."""
     start = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = conn.execute(
+    rows = set(conn.execute(
         select(outbox_t.c.contact_id).distinct()
         .where(outbox_t.c.channel == CHANNEL, outbox_t.c.template.is_not(None),
                outbox_t.c.sent_at >= start.astimezone(UTC))
-    ).scalars().all()
+    ).scalars()) | admitted
     return contact_id in rows or len(rows) < settings.whatsapp_daily_initiated
 
 
@@ -438,23 +455,30 @@ def _apply_status(conn: Connection, status: dict[str, Any]) -> None:
                       next_attempt_at=now + timedelta(seconds=2 ** row.attempts))
     else:
         values["status"] = "failed"
+        if code in (UNREACHABLE, OPTED_OUT):  # a reason the broadcast report counts
+            values["unsendable_reason"] = "blocked" if code == UNREACHABLE else "opted_out"
         mark_contact(conn, row.contact_id, blocked=code == UNREACHABLE,
                      opted_out=code == OPTED_OUT)
     conn.execute(update(outbox_t).where(outbox_t.c.id == row.id).values(**values))
 
 
 def _preference(conn: Connection, pref: dict[str, Any]) -> None:
-    """The marketing stop/resume button in WhatsApp: opt out or back in."""
-    if pref.get("category") != "marketing_messages":
+    """The marketing stop/resume button in WhatsApp: opt out or back in (as of Meta's
+    timestamp when it sends one)."""
+    value = pref.get("value")
+    if pref.get("category") != "marketing_messages" or value not in ("stop", "resume"):
         return
-    now = datetime.now(UTC)
-    values = ({"opted_in": False, "opted_out_at": now} if pref.get("value") == "stop"
-              else {"opted_in": True, "consent_at": now} if pref.get("value") == "resume"
-              else None)
-    if values is not None:
-        conn.execute(update(contact_t).where(contact_t.c.channel == CHANNEL,
-                                             contact_t.c.external_id == str(pref["wa_id"]))
-                     .values(**values))
+    contact_id = conn.execute(select(contact_t.c.id).where(
+        contact_t.c.channel == CHANNEL,
+        contact_t.c.external_id == str(pref["wa_id"]))).scalar()
+    if contact_id is None:  # a number Lontar never talked to: nothing to change
+        return
+    stamp = str(pref.get("timestamp") or "")
+    at = datetime.fromtimestamp(int(stamp), UTC) if stamp.isdigit() else datetime.now(UTC)
+    if value == "stop":
+        consent.opt_out(conn, contact_id, at)
+    else:
+        consent.opt_in(conn, contact_id, at)
 
 
 def _set_payload(conn: Connection, inbound_id: int, payload: dict[str, Any]) -> None:

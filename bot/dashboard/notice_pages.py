@@ -1,6 +1,7 @@
 """Service notices in the dashboard: every role sees the current and upcoming disruptions;
-staff and admins add one (office, service, text, start and expected end in office time) or
-end one early. Each change is one transaction with its audit row (routes of the dashboard).
+staff and admins add one (office, service, text, start and expected end in office time),
+end one early, or turn one into a draft broadcast to the kecamatan it affects. Each change is
+one transaction with its audit row (routes of the dashboard).
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from multidict import MultiDictProxy
 from sqlalchemy import Connection, select
 
 from bot.models import notice_t, staff_t
-from bot.services import notices
+from bot.services import broadcasts, notices
 from bot.services import staff as accounts
+from bot.services.audience import Audience
+from bot.services.broadcasts import BroadcastError
 from bot.services.staff import Session
 from flows.content import Content
+from flows.types import Lang
 
 if TYPE_CHECKING:
     from bot.dashboard.server import Dashboard
@@ -33,6 +37,8 @@ def add_routes(d: Dashboard, app: web.Application) -> None:
     r.add_post("/admin/notices", d._guard(lambda req, s: add(d, req, s), act=True))
     r.add_post(r"/admin/notices/{id:\d{1,12}}/end",
                d._guard(lambda req, s: end(d, req, s), act=True))
+    r.add_post(r"/admin/notices/{id:\d{1,12}}/broadcast",
+               d._guard(lambda req, s: broadcast(d, req, s), act=True))
 
 
 @dataclass
@@ -158,3 +164,55 @@ async def end(d: Dashboard, request: web.Request, session: Session) -> web.Strea
     if not await d.db.transaction(run):
         return d.render("error.html", 404, session=session, message=NOT_FOUND)
     raise web.HTTPSeeOther("/admin/notices?ok=end")
+
+
+def _notice_text(d: Dashboard, notice: Any, lang: Lang) -> str:
+    """The notice worded as the chat shows it before a service's answer (bot/inbox.py)."""
+    c = d.content
+    offices = {o.id: o.label.get(lang) for o in c.offices}
+    office = (offices.get(notice.office, notice.office) if notice.office
+              else c.msg(lang, "service_notice_all_offices"))
+    text = (notice.text_en or notice.text_id) if lang == "en" else notice.text_id
+    until = notice.ends_at.astimezone(d.tz)
+    line = c.msg(lang, "service_notice_line", office=office, text=text,
+                 until=f"{c.format_date(lang, until.date())} {until:%H.%M} "
+                       f"{until.tzname() or ''}".rstrip())
+    return c.msg(lang, "service_notice", notices=line)
+
+
+async def broadcast(d: Dashboard, request: web.Request, session: Session
+                    ) -> web.StreamResponse:
+    """A draft broadcast of a current notice to the kecamatan of its office (everyone for a
+    notice of every office, or of the dinas, which serves the whole city). It still needs
+    an admin's approval, like any draft."""
+    notice_id, now = int(request.match_info["id"]), datetime.now(UTC)
+    staff, ip, content = session.staff, request.remote, d.content
+
+    def run(conn: Connection) -> int | None:
+        notice = conn.execute(select(notice_t).where(
+            notice_t.c.id == notice_id, notice_t.c.ended_at.is_(None),
+            notice_t.c.ends_at > now)).first()
+        if notice is None:
+            return None
+        office = next((o for o in content.offices if o.id == notice.office), None)
+        where = office.label.get("id") if office else "semua kantor"
+        new_id = broadcasts.create(
+            conn, content, title=f"Gangguan layanan: {where}"[:broadcasts.TITLE_MAX],
+            text_id=_notice_text(d, notice, "id"),
+            text_en=_notice_text(d, notice, "en") if notice.text_en else None,
+            buttons=[notice.service] if notice.service in content.all_topics else [],
+            audience=Audience(kecamatan=(office.kecamatan,) if office and office.kecamatan
+                              else ()),
+            notice_id=notice.id, created_by=staff.id, now=now)
+        accounts.audit(conn, staff.id, "broadcast_from_notice", str(new_id), ip,
+                       notice=notice.id)
+        return new_id
+
+    try:
+        new_id = await d.db.transaction(run)
+    except BroadcastError as exc:
+        return d.render("error.html", 422, session=session, message=f"Tidak bisa: {exc}.")
+    if new_id is None:
+        return d.render("error.html", 404, session=session,
+                        message="Pemberitahuan tidak ditemukan atau sudah berakhir.")
+    raise web.HTTPSeeOther(f"/admin/broadcasts/{new_id}?ok=notice")

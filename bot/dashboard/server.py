@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -23,9 +23,16 @@ import jinja2
 from aiohttp import web
 from sqlalchemy import Connection, select
 
-from bot.dashboard import application_pages, notice_pages, queries, report_pages
+from bot.dashboard import (
+    application_pages,
+    broadcast_pages,
+    notice_pages,
+    queries,
+    report_pages,
+)
 from bot.db import Database
 from bot.models import alert_t, audit_t, complaint_t, staff_t
+from bot.quiet import QuietHours
 from bot.services import staff as accounts
 from bot.services import tickets
 from bot.services.staff import LoginLimiter, Session
@@ -57,7 +64,8 @@ def _ip(request: web.Request) -> str:
 class Dashboard:
     def __init__(self, db: Database, content: Content, *, data_dir: Path, timezone: str,
                  idle_minutes: int = 30, login_attempts: int = 5, secure: bool = False,
-                 wake: Wake | None = None, secret: str = ""):
+                 wake: Wake | None = None, secret: str = "",
+                 quiet: QuietHours | None = None):
         self.db = db
         self.content = content
         self.data_dir = data_dir
@@ -67,6 +75,8 @@ class Dashboard:
         self.secure = secure
         self.wake = wake or (lambda _channels: None)
         self.secret = secret  # the server secret: a NIK typed by staff is searched as its HMAC
+        # the nights without outreach, shown on the broadcast pages (settings.quiet_hours)
+        self.quiet = quiet or QuietHours(time(21, 0), time(7, 0), self.tz)
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(_here / "templates")),
             autoescape=True, undefined=jinja2.StrictUndefined)
@@ -118,6 +128,7 @@ class Dashboard:
         r.add_get("/admin/audit", self._guard(self.audit_page, admin=True))
         report_pages.add_routes(self, app)
         notice_pages.add_routes(self, app)
+        broadcast_pages.add_routes(self, app)
         if self.content.applications is not None:
             application_pages.add_routes(self, app)
         r.add_static("/admin/static/", str(_here / "static"), show_index=False)

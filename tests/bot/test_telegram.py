@@ -58,10 +58,17 @@ def _buttons(record: Any) -> list[dict[str, Any]]:
     return [b for row in markup.get("inline_keyboard", []) for b in row]
 
 
+def _numbered(record: Any) -> bool:
+    """Engine buttons (`seq|target`), not a reply of `go:` links such as the consent
+    question that follows the first answer."""
+    return any(not b.get("callback_data", "").startswith("go:") for b in _buttons(record))
+
+
 async def test_commands_are_set_in_both_languages(polling: Lontar, fake: FakeTelegram) -> None:
     for lang in ("", "en"):
         names = [c for c, _ in fake.commands[lang]]
-        assert names == ["start", "menu", "status", "pengaduan", "bahasa", "berhenti", "bantuan"]
+        assert names == ["start", "menu", "status", "pengaduan", "bahasa", "langganan",
+                         "berhenti", "pengaturan", "bantuan"]
     assert fake.commands[""][0][1] == polling.content.msg("id", "cmd_start")
 
 
@@ -69,14 +76,14 @@ async def test_guidance_by_buttons_matches_the_engine(polling: Lontar, fake: Fak
     """The same presses through Telegram and through the pure engine give the same texts."""
     c = polling.content
     fake.text(CHAT, "/start")
-    menu = await until(lambda: [r for r in _chat_sent(fake) if r.reply_markup])
+    await until(lambda: len(_chat_sent(fake)) == 2)  # the menu, then the consent question
     expected = step(State(), Command("start", T0), c)
-    assert menu[-1].plain == expected.replies[-1].text
+    assert [r.plain for r in _chat_sent(fake)] == [r.text for r in expected.replies]
     presses = 0
     state = expected.state
     for label in (c.main_menu[0].label.id, c.groups["kk"].label.id,
                   c.services["kk-baru"].label.id):
-        current = [r for r in fake.messages_for(CHAT) if r.reply_markup][-1]
+        current = [r for r in fake.messages_for(CHAT) if _numbered(r)][-1]
         button = next(b for b in _buttons(current) if b["text"] == label)
         fake.press(CHAT, button["callback_data"], message_id=current.message_id)
         presses += 1
@@ -118,7 +125,7 @@ async def test_command_for_another_bot_and_with_our_name(polling: Lontar, fake: 
 
 async def test_stale_button_is_answered(polling: Lontar, fake: FakeTelegram) -> None:
     fake.text(CHAT, "/start")
-    first = (await until(lambda: [r for r in _chat_sent(fake) if r.reply_markup]))[-1]
+    first = (await until(lambda: [r for r in _chat_sent(fake) if _numbered(r)]))[-1]
     old = _buttons(first)
     fake.press(CHAT, old[1]["callback_data"], message_id=first.message_id)
     await until(lambda: len(fake.answered) == 1)
@@ -234,10 +241,12 @@ async def test_429_storm_slows_down_and_delivers_once(polling: Lontar, fake: Fak
     chats = [CHAT + i for i in range(5)]
     for chat in chats:
         fake.text(chat, "/start")
-    await until(lambda: all(_chat_sent(fake, c) for c in chats), timeout=20)
+    # each: the menu and the consent question
+    await until(lambda: all(len(_chat_sent(fake, c)) == 2 for c in chats), timeout=20)
     assert time.monotonic() - started >= 1.0
+    await asyncio.sleep(0.3)
     per_chat = [len(_chat_sent(fake, c)) for c in chats]
-    assert per_chat == [1] * 5  # exactly once each
+    assert per_chat == [2] * 5  # exactly once each
     assert fake.count("sendMessage", status=429) == 4
 
 
@@ -374,7 +383,8 @@ async def test_real_command_with_a_token_serves_telegram_and_survives_kill(
         await asyncio.wait_for(proc.wait(), 20)
     db = sqlite3.connect(tmp_path / "lontar.db")
     assert db.execute("select count(*) from inbound_message").fetchone()[0] == 1
-    assert db.execute("select count(*) from outbox where status='sent'").fetchone()[0] == 1
+    # the answer and the consent question, each once
+    assert db.execute("select count(*) from outbox where status='sent'").fetchone()[0] == 2
     db.close()
 
 
@@ -415,7 +425,7 @@ async def test_guidance_in_webhook_mode(webhook: tuple[Lontar, TestClient],
     c = app.content
     fake.text(CHAT, "/start")
     assert await fake.push_webhook(url) == [200]
-    menu = await until(lambda: [m for m in fake.messages_for(CHAT) if m.reply_markup])
+    menu = await until(lambda: [m for m in fake.messages_for(CHAT) if _numbered(m)])
     button = next(b for b in _buttons(menu[-1]) if b["text"] == c.main_menu[0].label.id)
     fake.press(CHAT, button["callback_data"], message_id=menu[-1].message_id)
     fake.text(CHAT, "akte kawin")
@@ -430,9 +440,10 @@ async def test_slow_api_still_delivers_once(polling: Lontar, fake: FakeTelegram)
     fake.delay = 0.4
     fake.text(CHAT, "/start")
     fake.text(CHAT + 1, "/start")
-    await until(lambda: _chat_sent(fake) and _chat_sent(fake, CHAT + 1), timeout=20)
+    await until(lambda: len(_chat_sent(fake)) == len(_chat_sent(fake, CHAT + 1)) == 2,
+                timeout=20)  # the menu and the consent question
     await asyncio.sleep(0.5)
-    assert len(_chat_sent(fake)) == 1 and len(_chat_sent(fake, CHAT + 1)) == 1
+    assert len(_chat_sent(fake)) == 2 and len(_chat_sent(fake, CHAT + 1)) == 2
 
 
 def test_oversized_callback_data_is_dropped_not_sent() -> None:

@@ -147,3 +147,31 @@ def test_application_status_texts_checked(tmp_path: Path) -> None:
                             "unknown placeholder") for e in _errors(root))
     _edit(path, 'id = "ditolak"', 'id = "diterima"')
     assert any("applications.toml" in e and "unique" in e for e in _errors(root))
+
+
+def test_command_and_answer_words_and_area_names_checked(tmp_path: Path) -> None:
+    """A word in two commands (or a command and a yes/no answer) would silently do only one;
+    kecamatan and kelurahan names become buttons; ids of areas go into button payloads."""
+    root = _copy(tmp_path)
+    _edit(root / "language.toml", 'subscribe = ["langganan"', 'subscribe = ["stop", "langganan"')
+    _edit(root / "language.toml", 'no = ["tidak"', 'no = ["mau info", "tidak"')
+    _edit(root / "language.toml", 'yes = [', 'yes = []  # [')
+    _edit(root / "areas.toml", 'name = "Namosain"', 'name = "Namosain Raya Sekali Panjang"')
+    _edit(root / "areas.toml", '{ code = "1002", name = "Nunbaun Sabu" }',
+          '{ code = "1001", name = "Nunbaun Sabu" }')
+    errors = _errors(root)
+    assert any("language.toml: commands.subscribe: 'stop' is also in commands.stop" in e
+               for e in errors)
+    assert any("language.toml: answers.no: 'mau info' is also in commands.subscribe" in e
+               for e in errors)
+    assert "content/language.toml: answers.yes: needs at least one word" in errors
+    assert any("areas.toml: kecamatan[alak].kelurahan[1001].name: 28 characters" in e
+               for e in errors)
+    assert any("areas.toml: kecamatan[alak].kelurahan: duplicate kelurahan code" in e
+               for e in errors)
+
+
+def test_settings_is_a_menu_target(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    _edit(root / "menu.toml", 'target = "lang"', 'target = "settings"')
+    assert any(e.target == "settings" for e in load_content(root).main_menu)

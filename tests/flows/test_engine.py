@@ -27,8 +27,9 @@ from flows.types import (
     FollowApplication,
     ListApplications,
     LookupTickets,
-    OptOut,
     RateTicket,
+    Reply,
+    SetConsent,
     SetLanguage,
     State,
     Step,
@@ -50,6 +51,13 @@ def _at(screen: str, content: Content, clock: Clock) -> State:
     return state.model_copy(update={"screen": screen, "back": ("menu",)})
 
 
+def _menu(result: Step) -> Reply:
+    """The newest reply with numbered buttons (the consent question, links only, may follow
+    it on a first turn)."""
+    return next(r for r in reversed(result.replies)
+                if any(not o.id.startswith("go:") for o in r.options))
+
+
 def _press(result: Step, label_contains: str, clock: Clock) -> Choice:
     for reply in result.replies:
         for option in reply.options:
@@ -61,7 +69,7 @@ def _press(result: Step, label_contains: str, clock: Clock) -> Choice:
 def test_first_contact_greets_once_and_shows_menu(content: Content, clock: Clock) -> None:
     first = step(State(), Text("halo", clock.tick()), content)
     assert content.msg("id", "welcome") in first.replies[0].text
-    assert first.replies[-1].options
+    assert _menu(first).options
     second = step(first.state, Command("start", clock.tick()), content)
     assert all(content.msg("id", "welcome") not in r.text for r in second.replies)
 
@@ -84,7 +92,7 @@ def test_global_commands_work_in_every_state(screen: str, word: str, content: Co
     elif word == "bahasa":
         assert result.state.screen == "lang"
     else:
-        assert OptOut() in result.effects
+        assert SetConsent(False) in result.effects
         assert result.replies[-1].options == ()
 
 
@@ -113,8 +121,8 @@ def test_every_service_is_reachable_from_the_menu(content: Content, clock: Clock
 
 def test_stale_button_is_answered_clearly(content: Content, clock: Clock) -> None:
     r1 = step(State(), Command("start", clock.tick()), content)
-    r2 = step(r1.state, Choice(r1.replies[-1].options[0].id, clock.tick()), content)
-    stale = step(r2.state, Choice(r1.replies[-1].options[1].id, clock.tick()), content)
+    r2 = step(r1.state, Choice(_menu(r1).options[0].id, clock.tick()), content)
+    stale = step(r2.state, Choice(_menu(r1).options[1].id, clock.tick()), content)
     assert content.msg("id", "stale_button") in stale.replies[0].text
     assert stale.state.screen == r2.state.screen
     assert stale.replies[-1].options  # fresh buttons to carry on
@@ -131,7 +139,7 @@ def test_forged_or_malformed_payloads_are_stale(payload: str, content: Content,
 
 def test_idle_timeout_starts_fresh_with_one_line(content: Content, clock: Clock) -> None:
     r = step(State(), Command("start", clock.tick()), content)
-    r = step(r.state, Choice(r.replies[-1].options[0].id, clock.tick()), content)
+    r = step(r.state, Choice(_menu(r).options[0].id, clock.tick()), content)
     later = step(r.state, Text("syarat kia", clock.tick(hours=3)), content)
     assert later.replies[0].text.startswith(content.msg("id", "welcome_back"))
     assert later.state.screen == "s:kia" and later.state.back == ()  # nothing from before
@@ -156,7 +164,7 @@ def test_language_switch(content: Content, clock: Clock) -> None:
 def test_typed_number_chooses_an_option(content: Content, clock: Clock) -> None:
     r = step(State(), Command("start", clock.tick()), content)
     by_number = step(r.state, Text("1", clock.tick()), content)
-    by_button = step(r.state, Choice(r.replies[-1].options[0].id, clock.tick()), content)
+    by_button = step(r.state, Choice(_menu(r).options[0].id, clock.tick()), content)
     assert by_number.state.screen == by_button.state.screen
     assert by_number.replies[-1].text == by_button.replies[-1].text
 
@@ -206,11 +214,16 @@ _events = st.one_of(
         ["menu", "kembali", "batal", "bahasa", "stop", "1", "2", "7", "syarat kk", "ktp ilang",
          "akta", "halo", "bantuan", "English", "tiket saya", "cek adu-2026-7k3qf9",
          "cek status", "/status", "KK-2026-0001", "12-03-1990", "0001", "5371011203900001",
-         "cek status " + "A1" * 20, "31-02-1990"])),
+         "cek status " + "A1" * 20, "31-02-1990", "ya", "tidak", "langganan", "berhenti",
+         "/pengaturan", "/langganan", "mau info"])),
     st.builds(lambda p: ("link", p), st.sampled_from(
         ["go:rate:ADU-2026-7K3QF9:5", "go:rate:ADU-2026-7K3QF9:0", "go:rate:x",
          "go:c:add:ADU-2026-7K3QF9", "go:c:add:", "go:c:list", "go:p:stop:KK-2026-0001",
-         "go:p:sub:KK-2026-0001", "go:p:sub:", "go:p:stop:", "go:p:list", "go:p:new"])),
+         "go:p:sub:KK-2026-0001", "go:p:sub:", "go:p:stop:", "go:p:list", "go:p:new",
+         "go:consent:yes", "go:consent:no", "go:settings", "go:set:area", "go:set:kec:alak",
+         "go:set:kec:alak:2", "go:set:kec:alak:9", "go:set:kec:", "go:set:kel:alak:1001",
+         "go:set:kel:alak:9999", "go:set:kel:", "go:set:skip:oebobo", "go:set:skip:x",
+         "go:set:clear", "go:set:sub:on", "go:set:sub:off"])),
     st.builds(lambda i: ("press", i), st.integers(0, 12)),
     st.builds(lambda i: ("stale", i), st.integers(0, 12)),
     st.builds(lambda k: ("attach", k), st.sampled_from(["photo", "sticker", "location"])),
@@ -258,10 +271,16 @@ def test_any_sequence_of_events_is_safe(content: Content, events: list) -> None:
                 assert len(reply.options) <= 10
                 for o in reply.options:
                     assert len(o.id.encode()) <= 64 and len(o.label) <= BUTTON_LABEL_MAX
-        assert [bool(r.options) for r in result.replies[:-1]] == [False] * (
-            len(result.replies) - 1), "only the newest reply carries buttons"
+        replies = list(result.replies)
+        if len(replies) > 1 and _links_only(replies[-1]):
+            replies.pop()  # never-stale links (the consent question) may follow the buttons
+        assert not any(r.options for r in replies[:-1]), "only the newest reply has buttons"
         old_options = [f"{state.seq}|{t}" for t in state.options] or old_options
         state = result.state
+
+
+def _links_only(reply: Reply) -> bool:
+    return bool(reply.options) and all(o.id.startswith("go:") for o in reply.options)
 
 
 def _answer(asks: object, now: datetime) -> Event:
@@ -298,7 +317,7 @@ def test_go_links_open_a_screen_from_anywhere(content: Content, clock: Clock) ->
     """Buttons outside a conversation (a broadcast template) carry `go:<screen>`."""
     r = step(State(), Choice("go:s:kk-baru", clock.tick()), content)
     assert r.state.screen == "s:kk-baru"
-    assert content.services["kk-baru"].bring.id in r.replies[-1].text
+    assert content.services["kk-baru"].bring.id in _menu(r).text
     bad = step(r.state, Choice("go:s:no-such-thing", clock.tick()), content)
     assert bad.state.screen == "menu"
 

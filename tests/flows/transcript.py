@@ -5,7 +5,8 @@ by `render_transcript` and compared with the file. Input forms:
 
     > text typed by the citizen
     > /command
-    > #2            press button 2 of the newest reply
+    > #2            press button 2 of the newest reply with numbered buttons (a reply of
+                    `go:` links only, such as the consent question, is pressed with `^`)
     > #stale 1      press button 1 of the reply *before* the newest one (an old menu)
     > !photo        send an attachment of that kind
     > !photo a/1.jpg    ... which the shell kept at that path
@@ -67,8 +68,8 @@ def render_transcript(inputs: list[str], content: Content) -> str:
         for reply in result.replies:
             out.append("< " + reply.text.replace("\n", "\n< "))
             out += [f"  [{o.id}] {o.label}" for o in reply.options]
-            if reply.options:
-                history.append(reply)
+            if any(not o.id.startswith("go:") for o in reply.options):
+                history.append(reply)  # `#n` presses numbered buttons; links use `^go:...`
         for effect in result.effects:
             out.append(f"  effect: {effect!r}")
         out.append(f"  screen: {state.screen or '-'}  back: {'/'.join(state.back) or '-'}")
