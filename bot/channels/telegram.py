@@ -118,6 +118,7 @@ class TelegramSender:
         self.bot = bot
         self.media_dir = media_dir  # broadcast pictures
         self._file_ids: dict[str, str] = {}  # a picture is uploaded once, then reused by id
+        self._uploading: dict[str, asyncio.Lock] = {}
 
     async def send(self, contact: Contact, reply: Reply, meta: Meta) -> Delivered:
         chat_id = int(contact.external_id)
@@ -157,20 +158,27 @@ class TelegramSender:
             str(edit) if edit is not None else None)
 
     async def _photo(self, chat_id: int, reply: Reply, image: str) -> str | None:
-        """A broadcast picture with the text as its caption (the composer keeps it short)."""
+        """A broadcast picture with the text as its caption (the composer keeps it short).
+        The first send uploads it, one at a time; the rest reuse Telegram's file id."""
         assert self.media_dir is not None
-        known = self._file_ids.get(image)
-        path = images.path(self.media_dir, image)
-        if known is None and path is None:
-            log.warning("broadcast picture %r is missing; sending the text alone", image)
-            return await self._send(chat_id, reply, None)
-        sent = await self.bot.send_photo(
-            chat_id, known or path.read_bytes(),  # type: ignore[union-attr]
-            caption=html.escape(reply.text, quote=False),
+        if image not in self._file_ids:
+            async with self._uploading.setdefault(image, asyncio.Lock()):
+                if image not in self._file_ids:
+                    path = images.path(self.media_dir, image)
+                    if path is None:
+                        log.warning("broadcast picture %r is missing; sending the text alone",
+                                    image)
+                        return await self._send(chat_id, reply, None)
+                    sent = await self._send_photo(chat_id, reply, path.read_bytes())
+                    if sent.photo:
+                        self._file_ids[image] = sent.photo[-1].file_id
+                    return str(sent.message_id)
+        return str((await self._send_photo(chat_id, reply, self._file_ids[image])).message_id)
+
+    async def _send_photo(self, chat_id: int, reply: Reply, photo: str | bytes) -> Message:
+        return await self.bot.send_photo(
+            chat_id, photo, caption=html.escape(reply.text, quote=False),
             parse_mode=ParseMode.HTML, reply_markup=keyboard(reply.options))
-        if known is None and sent.photo:
-            self._file_ids[image] = sent.photo[-1].file_id
-        return str(sent.message_id)
 
     async def _edit(self, chat_id: int, message_id: int, text: str,
                     markup: InlineKeyboardMarkup | None) -> Message | bool | None:
