@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -49,3 +50,30 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[str]:
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError("server did not become healthy in 30 s")
+
+
+def start_with_telegram(data_dir: Path, port: int, base_url: str,
+                        **extra: str) -> subprocess.Popen[str]:
+    """The real server talking to a fake Bot API at `base_url`; returns at once (the test's
+    own event loop serves the fake, so wait with `healthy`)."""
+    env = env_for(data_dir, LONTAR_PORT=str(port), TELEGRAM_BOT_TOKEN="123456:TEST-token",
+                  TELEGRAM_API_BASE_URL=base_url, TELEGRAM_POLL_TIMEOUT="1",
+                  LONTAR_SECRET_KEY="k" * 40, **extra)
+    return subprocess.Popen(lontar_cmd(), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+async def healthy(port: int, proc: subprocess.Popen[str]) -> None:
+    """Wait for the server while the caller's loop keeps serving the fake it talks to."""
+    def ok() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+    for _ in range(300):
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        if await asyncio.to_thread(ok):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("server did not become healthy")

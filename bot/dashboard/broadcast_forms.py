@@ -19,8 +19,9 @@ from multidict import MultiDictProxy
 from bot.channels import telegram, whatsapp
 from bot.services import broadcast_images as images
 from bot.services import broadcasts
-from bot.services.audience import PUSH_CHANNELS, TAG_PATTERN, Audience, kel_id
+from bot.services.audience import PUSH_CHANNELS, TAG_PATTERN, Audience
 from flows.content import Content
+from flows.settings import kel_id
 from flows.types import Lang, Reply
 
 STATUS = {

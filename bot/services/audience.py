@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, exists, func, or
 
 from bot.models import application_t, contact_t, subscription_t, tag_t, topic_t
 from flows.content import Content
+from flows.settings import kel_id
 
 PUSH_CHANNELS = ("telegram", "whatsapp")  # the web chat's sessions cannot be reached later
 TAG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
@@ -62,11 +63,6 @@ class Audience(BaseModel):
         if self.tags:
             parts.append("tag " + ", ".join(self.tags))
         return "; ".join(parts) or "semua yang berlangganan"
-
-
-def kel_id(kecamatan: str, code: str) -> str:
-    """How a kelurahan is stored on a contact: unique across kecamatan ("alak:1001")."""
-    return f"{kecamatan}:{code}"
 
 
 def _filters(audience: Audience, content: Content) -> list[ColumnElement[bool]]:

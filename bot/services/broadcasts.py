@@ -38,8 +38,7 @@ from bot.outbox import (
     UNSENDABLE,
     new_row,
 )
-from bot.quiet import QuietHours
-from bot.services.audience import Audience, reachable, size
+from bot.services.audience import Audience, size
 from bot.services.audience import batch as audience_batch
 from flows.content import Content
 from flows.screens import topic_target
@@ -47,7 +46,6 @@ from flows.types import Lang, Option, Reply
 
 DRAFT, APPROVED, SCHEDULED, SENDING_B, PAUSED, DONE, CANCELLED_B = (
     "draft", "approved", "scheduled", "sending", "paused", "done", "cancelled")
-STATUSES = (DRAFT, APPROVED, SCHEDULED, SENDING_B, PAUSED, DONE, CANCELLED_B)
 TEXT_MAX = 1000  # WhatsApp: a body with buttons, and a template parameter, stay under 1024
 CAPTION_MAX = 900  # Telegram: a photo caption is at most 1024 with the footer line
 TITLE_MAX = 120
@@ -382,4 +380,3 @@ def reach(conn: Connection, content: Content, audience: Audience) -> int:
     return size(conn, audience, content)
 
 
-__all__ = ["Audience", "BroadcastError", "QuietHours", "reachable"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.models import contact_t, topic_t
@@ -94,21 +94,11 @@ def set_area(conn: Connection, contact_id: int, content: Content, kecamatan: str
 
 def record_topics(conn: Connection, contact_id: int, topics: list[str], at: datetime) -> None:
     """Upsert (contact, topic): first asked at, last asked at. One statement on SQLite and
-    PostgreSQL, so two workers answering the same contact cannot collide on the key."""
+    PostgreSQL (the two databases Lontar runs on), so two workers answering the same contact
+    cannot collide on the key."""
     rows = [{"contact_id": contact_id, "topic": t, "first_at": at, "last_at": at}
             for t in topics]
-    dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        ins = (sqlite.insert(topic_t) if dialect == "sqlite"
-               else postgresql.insert(topic_t)).values(rows)
-        conn.execute(ins.on_conflict_do_update(index_elements=["contact_id", "topic"],
-                                               set_={"last_at": ins.excluded.last_at}))
-        return
-    known = set(conn.execute(select(topic_t.c.topic).where(
-        topic_t.c.contact_id == contact_id, topic_t.c.topic.in_(topics))).scalars())
-    if known:
-        conn.execute(update(topic_t).where(topic_t.c.contact_id == contact_id,
-                                           topic_t.c.topic.in_(known)).values(last_at=at))
-    new = [r for r in rows if r["topic"] not in known]
-    if new:
-        conn.execute(insert(topic_t), new)
+    ins = (postgresql.insert(topic_t) if conn.dialect.name == "postgresql"
+           else sqlite.insert(topic_t)).values(rows)
+    conn.execute(ins.on_conflict_do_update(index_elements=["contact_id", "topic"],
+                                           set_={"last_at": ins.excluded.last_at}))

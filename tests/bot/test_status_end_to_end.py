@@ -27,7 +27,7 @@ from bot.services import api_tokens
 from bot.services.application_import import run
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.whatsapp_api import FakeWhatsApp
-from tests.procs import ROOT, env_for, free_port, lontar_cmd
+from tests.procs import free_port, healthy, start_with_telegram
 from tests.waiting import until
 
 TODAY = date(2026, 11, 21)
@@ -175,27 +175,7 @@ async def test_import_subscribe_on_three_channels_change_by_api(tmp_path: Path) 
 
 
 def _start(data_dir: Path, port: int, tg: FakeTelegram) -> subprocess.Popen[str]:
-    env = env_for(data_dir, LONTAR_PORT=str(port), TELEGRAM_BOT_TOKEN="123456:TEST-token",
-                  TELEGRAM_API_BASE_URL=str(tg.base_url), TELEGRAM_POLL_TIMEOUT="1",
-                  LONTAR_SECRET_KEY="k" * 40)
-    return subprocess.Popen(lontar_cmd(), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-
-
-async def _healthy(port: int, proc: subprocess.Popen[str]) -> None:
-    """Wait for the server while this loop keeps serving the fake it talks to."""
-    def ok() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-    for _ in range(300):
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        if await asyncio.to_thread(ok):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("server did not become healthy")
+    return start_with_telegram(data_dir, port, str(tg.base_url))
 
 
 async def _patch(port: int, token: str, status: str) -> int:
@@ -219,7 +199,7 @@ async def test_killed_between_change_and_send_loses_nothing(tmp_path: Path) -> N
         port = free_port()
         proc = _start(tmp_path, port, tg)
         try:
-            await _healthy(port, proc)
+            await healthy(port, proc)
             await _telegram_subscribes(tg)
             # Telegram is down when the change comes: the notification stays queued
             tg.fail_next("sendMessage", 502, count=10_000)
@@ -232,7 +212,7 @@ async def test_killed_between_change_and_send_loses_nothing(tmp_path: Path) -> N
         tg.clear_faults()  # Telegram is back
         proc = _start(tmp_path, port, tg)
         try:
-            await _healthy(port, proc)
+            await healthy(port, proc)
             await until(lambda: _count(tg.messages_for(CHAT), lambda m: m.plain), timeout=30)
             await asyncio.sleep(1.5)
             assert _count(tg.messages_for(CHAT), lambda m: m.plain) == 1
