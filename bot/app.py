@@ -13,6 +13,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from bot.api import StaffApi
+from bot.channels.telegram import BURST as TELEGRAM_BURST
+from bot.channels.telegram import LIMIT_PER_SECOND as TELEGRAM_LIMIT
 from bot.channels.telegram import TelegramChannel
 from bot.channels.web import WebChat
 from bot.channels.whatsapp import WhatsAppChannel
@@ -69,7 +71,7 @@ def build(settings: Settings | None = None, *, migrate: bool = True) -> Lontar:
         lontar.telegram = TelegramChannel(settings, inbox, content)
         lontar.workers["telegram"] = OutboxWorker(
             db, lontar.telegram.sender, rate=settings.telegram_rate_per_second,
-            burst=max(1.0, 30.25 - settings.telegram_rate_per_second),  # never 31 in a second
+            burst=TELEGRAM_BURST, limit=TELEGRAM_LIMIT,
             per_chat_rate=1.0, per_chat_burst=3, quiet=settings.quiet_hours)
     if settings.whatsapp_enabled:
         lontar.whatsapp = WhatsAppChannel(settings, inbox, content)

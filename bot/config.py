@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     telegram_webhook_secret: str = Field(
         "", pattern=r"^[A-Za-z0-9_-]{0,256}$", validation_alias=_env("TELEGRAM_WEBHOOK_SECRET"))
     telegram_rate_per_second: float = Field(
-        29.0, gt=0, le=30, validation_alias=_env("TELEGRAM_RATE_PER_SECOND"))
+        30.0, gt=0, le=30, validation_alias=_env("TELEGRAM_RATE_PER_SECOND"))
     telegram_poll_timeout: int = Field(
         30, ge=0, le=50, validation_alias=_env("TELEGRAM_POLL_TIMEOUT"))
     attachment_max_bytes: int = Field(

@@ -44,14 +44,14 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from telegram.request import HTTPXRequest
 
 from bot.attachments import ACCEPTED_TYPES, attachment_path
+from bot.channels.aiohttp_request import AiohttpRequest
 from bot.channels.text import split_text
 from bot.config import Settings
 from bot.inbox import Inbound, Inbox
 from bot.models import Contact, contact_t
-from bot.outbox import Delivered, Meta, SendError
+from bot.outbox import Delivered, Meta, SendError, platform_call
 from bot.services import broadcast_images as images
 from bot.services import consent
 from flows.content import Content
@@ -60,6 +60,8 @@ from flows.types import Option, Reply
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
+LIMIT_PER_SECOND = 30  # Telegram's limit for one bot, all chats together
+BURST = 1  # the pacing bucket saves nothing up: the limiter's window absorbs late wake-ups
 ROW_MAX = 8  # Telegram's limit of buttons in one keyboard row
 CALLBACK_MAX = 64  # bytes of callback_data
 SHORT_LABEL = 14  # two labels this short share a row on a phone
@@ -74,10 +76,10 @@ def make_bot(settings: Settings) -> Bot:
         settings.telegram_bot_token,
         base_url=f"{base}/bot",
         base_file_url=f"{base}/file/bot",
-        request=HTTPXRequest(connection_pool_size=64, read_timeout=15, write_timeout=15,
-                             pool_timeout=5),
-        get_updates_request=HTTPXRequest(connection_pool_size=1,
-                                         read_timeout=settings.telegram_poll_timeout + 15),
+        request=AiohttpRequest(connection_pool_size=64, read_timeout=15, write_timeout=15,
+                               pool_timeout=5, before_send=platform_call),
+        get_updates_request=AiohttpRequest(connection_pool_size=1,
+                                           read_timeout=settings.telegram_poll_timeout + 15),
     )
 
 

@@ -76,7 +76,7 @@ def _statuses(engine: Engine, bid: int) -> dict[str, str]:
 
 
 async def test_killed_mid_broadcast_sends_nobody_twice(tmp_path: Path) -> None:
-    n = 600  # about 21 s at 29/s, so the whole test stays well under a minute
+    n = 600  # about 21 s at 29.4/s, so the whole test stays well under a minute
     async with FakeTelegram(rate_limit_per_second=30) as tg:
         setup = build(load_settings(data_dir=tmp_path, secret_key_setting="k" * 40))
         bid = seed(setup.db.engine, setup.content, n)
@@ -193,7 +193,7 @@ async def test_citizen_is_answered_within_a_slot_during_a_broadcast(tmp_path: Pa
                   f"the citizen wrote: {ahead}; waits (ms): "
                   + ", ".join(f"{w * 1000:.0f}" for w in waited)
                   + f"; 429s: {len(tg.rejected_429)}")
-            # one send slot is ~34 ms at 29/s; the turn itself (getUpdates, store, step,
+            # one send slot is ~34 ms at 29.4/s; the turn itself (getUpdates, store, step,
             # commit) takes a few ms more. Ordering, not wall-clock, so a slow CI stays green.
             assert max(behind) <= 3, behind
             assert not any(MARK in s.plain for s in tg.sent_to(CITIZEN))

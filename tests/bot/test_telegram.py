@@ -417,6 +417,37 @@ async def test_venue_is_sent_where_content_has_coordinates(polling: Lontar,
     assert kinds == ["sendMessage", "sendVenue"]
 
 
+async def test_every_message_of_a_reply_takes_its_own_send_slot(
+        tmp_path: Path, fake: FakeTelegram) -> None:
+    """A reply with a map pin is two messages to Telegram: both count against its limit.
+    (One slot per outbox row let 12 messages through where 6 slots were allowed.)"""
+    from sqlalchemy import insert
+
+    from bot.models import contact_t, outbox_t
+    from bot.outbox import OutboxWorker, new_row
+    from flows.types import Reply, Venue
+
+    app = build(_settings(tmp_path, fake))
+    assert app.telegram is not None
+    try:
+        fake.rate_limit_per_second = 4
+        reply = Reply("Dinas", venue=Venue("Dinas Dukcapil", "Jl. Timor Raya", -10.16, 123.6))
+        with app.db.engine.begin() as conn:
+            for chat in range(6):
+                cid = conn.execute(insert(contact_t), {
+                    "channel": "telegram", "external_id": str(CHAT + chat), "language": "id",
+                    "created_at": T0}).inserted_primary_key[0]
+                conn.execute(insert(outbox_t), new_row(cid, "telegram", reply.to_dict(), 0, T0))
+        worker = OutboxWorker(app.db, app.telegram.sender, rate=4, burst=1, limit=4)
+        await app.telegram.bot.initialize()
+        await worker.drain_once()
+        assert [r.method for r in fake.sent].count("sendVenue") == 6
+        assert len(fake.sent) == 12 and fake.rejected_429 == []
+    finally:
+        await app.telegram.bot.shutdown()
+        app.close()
+
+
 async def test_guidance_in_webhook_mode(webhook: tuple[Lontar, TestClient],
                                         fake: FakeTelegram) -> None:
     """Telegram posting to the webhook: the same conversation as by polling."""
