@@ -8,6 +8,7 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -22,12 +23,16 @@ from bot.config import Settings, load_settings
 from bot.dashboard.server import Dashboard
 from bot.db import Database
 from bot.inbox import Inbox
+from bot.logs import request_scope, valid_request_id
+from bot.metrics import Metrics
+from bot.metrics import routes as health_routes
 from bot.outbox import OutboxWorker, requeue_in_flight
 from flows.content import Content, load_content
 from flows.engine import Options
 from flows.understand import understander
 
 log = logging.getLogger("lontar")
+REQUEST_ID_HEADER = "X-Request-Id"
 
 
 @dataclass
@@ -40,6 +45,10 @@ class Lontar:
     whatsapp: WhatsAppChannel | None = None
     workers: dict[str, OutboxWorker] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    sender_tasks: list[asyncio.Task[None]] = field(default_factory=list)  # the leader's
+    metrics: Metrics | None = None
+    # False: this process sends nothing on purpose (receiver only): /readyz ignores senders
+    senders_expected: bool = True
 
     def close(self) -> None:
         self.db.close()
@@ -62,27 +71,45 @@ def build(settings: Settings | None = None, *, migrate: bool = True) -> Lontar:
     db = Database(settings.database_url)
     if migrate:
         db.upgrade()
+    metrics = Metrics(db, content, settings.timezone)
     inbox = Inbox(db, content, Options(idle_timeout=timedelta(minutes=settings.idle_minutes)),
-                  timezone=settings.timezone, secret=settings.secret_key)
+                  timezone=settings.timezone, secret=settings.secret_key, metrics=metrics)
     understander(content)  # build the free-text index now, not in a citizen's first turn
-    lontar = Lontar(settings, content, db, inbox)
+    lontar = Lontar(settings, content, db, inbox, metrics=metrics,
+                    senders_expected=settings.role == "all")
     inbox.on_commit = lontar.wake
     if settings.telegram_bot_token:
         lontar.telegram = TelegramChannel(settings, inbox, content)
         lontar.workers["telegram"] = OutboxWorker(
             db, lontar.telegram.sender, rate=settings.telegram_rate_per_second,
             burst=TELEGRAM_BURST, limit=TELEGRAM_LIMIT,
-            per_chat_rate=1.0, per_chat_burst=3, quiet=settings.quiet_hours)
+            per_chat_rate=1.0, per_chat_burst=3, quiet=settings.quiet_hours, metrics=metrics)
     if settings.whatsapp_enabled:
         lontar.whatsapp = WhatsAppChannel(settings, inbox, content)
         lontar.workers["whatsapp"] = OutboxWorker(
             db, lontar.whatsapp.sender, rate=settings.whatsapp_rate_per_second,
             per_chat_rate=1 / settings.whatsapp_pair_seconds, per_chat_burst=10,
-            quiet=settings.quiet_hours)
+            quiet=settings.quiet_hours, metrics=metrics)
     # Content, the index and the libraries live as long as the process: keeping them out of
     # the garbage collector's scans removes most of its pauses under load (bench/turns.py).
     gc.freeze()
     return lontar
+
+
+@web.middleware
+async def _request_id(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    """Each request runs under a request id (bot.logs): the client's X-Request-Id if short
+    and plain, else a new one; it goes back in the response's X-Request-Id."""
+    given = request.headers.get(REQUEST_ID_HEADER)
+    with request_scope(given if valid_request_id(given) else None, inherit=False) as rid:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            exc.headers[REQUEST_ID_HEADER] = rid
+            raise
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = rid
+        return response
 
 
 def _error_middleware(content: Content) -> Middleware:
@@ -113,7 +140,7 @@ def dashboard_of(lontar: Lontar) -> Dashboard:
 
 def web_app(lontar: Lontar) -> web.Application:
     s = lontar.settings
-    app = web.Application(middlewares=[_error_middleware(lontar.content)],
+    app = web.Application(middlewares=[_request_id, _error_middleware(lontar.content)],
                           client_max_size=max(s.web_max_body, s.whatsapp_max_body))
     WebChat(lontar.inbox, lontar.content, s.web_rate_per_minute, s.web_max_body).routes(app)
     if lontar.telegram is not None:
@@ -130,6 +157,7 @@ def web_app(lontar: Lontar) -> web.Application:
         return web.Response(text="ok")
 
     app.router.add_get("/healthz", healthz)
+    health_routes(app, lontar)  # /readyz, /metrics
     return app
 
 
@@ -141,19 +169,34 @@ async def recover(lontar: Lontar) -> None:
         log.info("recovered: %d outbox rows requeued, %d updates processed", requeued, handled)
 
 
-async def start_channels(lontar: Lontar) -> None:
-    """Start the push channels: their senders, and Telegram's long polling if no webhook."""
+async def start_channels(lontar: Lontar, *, senders: bool = True) -> None:
+    """Start the push channels: what receives, and (`senders`) what only the leader runs."""
     if lontar.telegram is not None:
         await lontar.telegram.start()
-        if not lontar.telegram.webhook_mode:
-            lontar.tasks.append(asyncio.create_task(lontar.telegram.poll()))
     if lontar.whatsapp is not None:
         lontar.tasks.append(asyncio.create_task(lontar.whatsapp.run()))
-    for worker in lontar.workers.values():
-        lontar.tasks.append(asyncio.create_task(worker.run()))
+    if senders:
+        start_senders(lontar)
+
+
+def start_senders(lontar: Lontar) -> None:
+    """The outbox workers, and Telegram's long polling if no webhook: one process's work."""
+    if lontar.telegram is not None and not lontar.telegram.webhook_mode:
+        lontar.sender_tasks.append(asyncio.create_task(lontar.telegram.poll(),
+                                                       name="poller:telegram"))
+    for channel, worker in lontar.workers.items():  # named: /readyz reports them by name
+        lontar.sender_tasks.append(asyncio.create_task(worker.run(), name=f"sender:{channel}"))
+
+
+async def stop_senders(lontar: Lontar) -> None:
+    for task in lontar.sender_tasks:
+        task.cancel()
+    await asyncio.gather(*lontar.sender_tasks, return_exceptions=True)
+    lontar.sender_tasks.clear()
 
 
 async def stop_channels(lontar: Lontar) -> None:
+    await stop_senders(lontar)
     for task in lontar.tasks:
         task.cancel()
     await asyncio.gather(*lontar.tasks, return_exceptions=True)
@@ -165,12 +208,29 @@ async def stop_channels(lontar: Lontar) -> None:
 
 
 async def serve(lontar: Lontar) -> None:
-    """Serve until SIGINT/SIGTERM."""
-    await recover(lontar)
-    await start_channels(lontar)
+    """Serve until SIGINT/SIGTERM; run the scheduler and the senders while leading."""
     from bot.jobs import start_scheduler  # APScheduler only where the server runs
+    from bot.leader import Leadership
 
-    scheduler = start_scheduler(lontar)
+    await start_channels(lontar, senders=False)
+    scheduler: Any = None
+
+    async def elected() -> None:
+        nonlocal scheduler
+        await recover(lontar)  # only the leader: a receiver must not requeue its sends
+        start_senders(lontar)
+        scheduler = start_scheduler(lontar)
+
+    async def deposed() -> None:
+        nonlocal scheduler
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+            scheduler = None
+        await stop_senders(lontar)
+
+    leading: asyncio.Task[None] | None = None
+    if lontar.settings.role == "all":
+        leading = asyncio.create_task(Leadership(lontar.db.engine).run(elected, deposed))
     runner = web.AppRunner(web_app(lontar), access_log=None)
     await runner.setup()
     s = lontar.settings
@@ -189,9 +249,13 @@ async def serve(lontar: Lontar) -> None:
         print(f"Telegram: @{lontar.telegram.username} ({mode})", flush=True)
     if lontar.whatsapp is not None:
         print(f"WhatsApp: webhook at http://{s.host}:{s.port}/webhooks/whatsapp", flush=True)
+    if lontar.settings.role == "receiver":
+        print("Receiver only: webhooks and web chat; another process sends", flush=True)
     try:
         await stop.wait()
     finally:
-        scheduler.shutdown(wait=False)
+        if leading is not None:
+            leading.cancel()
+            await asyncio.gather(leading, return_exceptions=True)
         await runner.cleanup()
         await stop_channels(lontar)

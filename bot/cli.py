@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bot import broadcast_cli
+from bot import broadcast_cli, privacy_cli
 from bot.config import ConfigError, Settings, load_settings
+from bot.logs import setup_logging
 from flows.content import ContentError, load_content, unverified_facts
 from flows.understand import understander
 
@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path)
     imp.add_argument("--dry-run", action="store_true", help="check and count, write nothing")
     broadcast_cli.add_parsers(sub)
+    privacy_cli.add_parsers(sub)
     db = sub.add_parser("db", help="database tools")
     db_sub = db.add_subparsers(dest="action", required=True)
     db_sub.add_parser("upgrade", help="apply database migrations (alembic)")
@@ -76,11 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"lontar: configuration error:\n{exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if settings.log_level.upper() != "DEBUG":
-        logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per job run
+    # one handler with request ids and redaction; alembic and apscheduler quiet unless DEBUG
+    setup_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "match":
             return _match(args, settings.content_dir)
@@ -118,6 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             lontar = build(settings)
             try:
                 return broadcast_cli.run(lontar, args)
+            finally:
+                lontar.close()
+        if args.command == "privacy":
+            lontar = build(settings)
+            try:
+                return privacy_cli.run(lontar, args)
             finally:
                 lontar.close()
         if args.command == "db":

@@ -45,10 +45,17 @@ class Settings(BaseSettings):
     content_dir: Path | None = Field(None, validation_alias=_env("LONTAR_CONTENT_DIR"))
     idle_minutes: int = Field(30, ge=1, validation_alias=_env("LONTAR_IDLE_MINUTES"))
     log_level: str = Field("INFO", validation_alias=_env("LONTAR_LOG_LEVEL"))
+    # "all": take webhooks and web chat, and run the scheduler and senders while holding the
+    # leader lock (PostgreSQL); "receiver": webhooks and web chat only
+    role: Literal["all", "receiver"] = Field("all", validation_alias=_env("LONTAR_ROLE"))
+    log_format: Literal["text", "json"] = Field(
+        "text", validation_alias=_env("LONTAR_LOG_FORMAT"))
     web_max_body: int = Field(65_536, ge=1024, validation_alias=_env("LONTAR_WEB_MAX_BODY"))
     web_rate_per_minute: int = Field(
         30, ge=1, validation_alias=_env("LONTAR_WEB_RATE_PER_MINUTE")
     )
+    # Bearer token Prometheus sends to /metrics; empty: /metrics answers 404 (nothing leaks)
+    metrics_token: str = Field("", validation_alias=_env("LONTAR_METRICS_TOKEN"))
 
     session_idle_minutes: int = Field(
         30, ge=1, validation_alias=_env("LONTAR_SESSION_IDLE_MINUTES"))
@@ -58,6 +65,11 @@ class Settings(BaseSettings):
     sla_check_minutes: int = Field(15, ge=1, validation_alias=_env("LONTAR_SLA_CHECK_MINUTES"))
     reminder_check_minutes: int = Field(
         15, ge=1, validation_alias=_env("LONTAR_REMINDER_CHECK_MINUTES"))
+    # personal data retention (bot/services/privacy.py, run daily by bot/jobs.py)
+    retention_inbound_days: int = Field(
+        365, ge=1, validation_alias=_env("LONTAR_RETENTION_INBOUND_DAYS"))
+    retention_attachment_days: int = Field(
+        365, ge=1, validation_alias=_env("LONTAR_RETENTION_ATTACHMENT_DAYS"))
     quiet_start: time = Field(time(21, 0), validation_alias=_env("LONTAR_QUIET_START"))
     quiet_end: time = Field(time(7, 0), validation_alias=_env("LONTAR_QUIET_END"))
 
@@ -115,6 +127,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format_lower(cls, value: object) -> object:
+        return value.strip().lower() or "text" if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -91,7 +92,9 @@ class Database:
         if self.inline:
             return self._call(fn, *args)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(self._call, fn, *args))
+        # in a copy of the caller's context: log lines keep its request id (bot.logs)
+        return await loop.run_in_executor(
+            self._executor, partial(copy_context().run, self._call, fn, *args))
 
     def _call_tx(self, fn: Callable[..., T], *args: Any) -> T:
         with self.engine.begin() as conn:
@@ -106,7 +109,8 @@ class Database:
         if self.inline:
             return self._call_tx(fn, *args)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(self._call_tx, fn, *args))
+        return await loop.run_in_executor(
+            self._executor, partial(copy_context().run, self._call_tx, fn, *args))
 
     def upgrade(self) -> None:
         upgrade(self.engine)

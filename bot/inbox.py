@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
-from typing import Any, Literal
+from functools import partial, wraps
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.db import Database
+from bot.logs import message_text, remember_text, request_scope
 from bot.models import (
     PRIORITY_REPLY,
     contact_t,
@@ -33,7 +35,7 @@ from bot.models import (
     outbox_t,
 )
 from bot.outbox import new_row
-from bot.services import application_lookup, complaints, notices, profile, survey
+from bot.services import application_lookup, complaints, notices, privacy, profile, survey
 from bot.services.profile import Known
 from flows.content import Content
 from flows.engine import Options, step
@@ -44,6 +46,7 @@ from flows.types import (
     CheckApplication,
     Choice,
     Command,
+    DeleteMyData,
     Event,
     FollowApplication,
     ListApplications,
@@ -56,7 +59,11 @@ from flows.types import (
     TopicAsked,
 )
 
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 InboundKind = Literal["text", "choice", "command", "attachment"]
 
@@ -120,6 +127,21 @@ class _Locks:
                 self._locks[key] = (lock, users - 1)
 
 
+def _turn(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Run an Inbox method in a request scope (bot.logs): one request id for the turn's log
+    lines (an HTTP request's, when inside one), and the citizen's text hidden from INFO+."""
+
+    @wraps(method)
+    async def scoped(self: Inbox, first: Inbound | int, *args: Any, **kwargs: Any) -> T:
+        with request_scope(f"in-{first}" if isinstance(first, int) else None):
+            if isinstance(first, Inbound):
+                remember_text(first.payload.get("text"))
+                remember_text(first.payload.get("args"))
+            return await method(self, first, *args, **kwargs)
+
+    return scoped
+
+
 class Inbox:
     def __init__(
         self,
@@ -129,6 +151,7 @@ class Inbox:
         on_commit: Callable[[str, int], None] | None = None,
         timezone: str = "Asia/Makassar",
         secret: str = "",
+        metrics: Metrics | None = None,
     ):
         self.db = db
         self.content = content
@@ -136,13 +159,17 @@ class Inbox:
         self.on_commit = on_commit  # (channel, contact_id): wake that channel's sender
         self.engine = Engine(content, self.options, ZoneInfo(timezone), secret)
         self._locks = _Locks()
+        self.metrics = metrics  # None: nothing is measured
+        self._accepted: dict[int, float] = {}  # inbound id -> when received, until processed
 
+    @_turn
     async def handle(self, inbound: Inbound, then: After | None = None) -> Received:
         """Store and process in one transaction; a redelivered update is not processed again.
 
         `then(connection, contact_id)` runs in the same transaction after processing; the web
         chat uses it to collect the replies, which leave only once it has committed.
         """
+        started = time.monotonic()
         async with self._locks.hold((inbound.channel, inbound.external_id)):
             try:
                 received = await self.db.transaction(_store, inbound, self.engine, then)
@@ -152,8 +179,11 @@ class Inbox:
                     raise
         if received.new:
             self._committed(inbound.channel, received.contact_id)
+            if self.metrics is not None:
+                self.metrics.turned(inbound.channel, started, accepted=True)
         return received
 
+    @_turn
     async def notify(self, inbound: Inbound, reply: Reply) -> Received:
         """Answer an update with one fixed reply, without the engine (e.g. a group chat).
 
@@ -169,17 +199,27 @@ class Inbox:
                 return await self.db.transaction(_store, inbound, None)
         if received.new:
             self._committed(inbound.channel, received.contact_id)
+            if self.metrics is not None:
+                self.metrics.accepted(inbound.channel)
         return received
 
+    @_turn
     async def receive(self, inbound: Inbound) -> Received:
         """Store only (commit), for channels that must acknowledge before processing."""
         try:
-            return await self.db.transaction(_store, inbound, None)
+            received = await self.db.transaction(_store, inbound, None)
         except IntegrityError:  # the same update was stored by another worker meanwhile
-            return await self.db.transaction(_store, inbound, None)
+            received = await self.db.transaction(_store, inbound, None)
+        if received.new and self.metrics is not None:
+            self.metrics.accepted(inbound.channel)
+            if len(self._accepted) < 10_000:  # bounded: one never processed here is dropped
+                self._accepted[received.inbound_id] = time.monotonic()
+        return received
 
+    @_turn
     async def process(self, inbound_id: int) -> bool:
         """Process one stored update, if nobody has yet."""
+        started = self._accepted.pop(inbound_id, time.monotonic())  # turn latency from receipt
         key = await self.db.transaction(_conversation_key, inbound_id)
         if key is None:
             return False
@@ -188,6 +228,8 @@ class Inbox:
             done = await self.db.transaction(_process_stored, inbound_id, self.engine)
         if done:
             self._committed(channel, contact_id)
+            if self.metrics is not None:
+                self.metrics.turned(channel, started)
         return done
 
     async def process_pending(self) -> int:
@@ -325,6 +367,9 @@ def _process_stored(conn: Connection, inbound_id: int, stepper: Stepper) -> bool
 def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, kind: str,
              payload: dict[str, Any], at: datetime, contact: Known, saved: Saved | None,
              stepper: Stepper) -> None:
+    remember_text(payload.get("text"))  # as stored (NIK masked): hidden from INFO+ lines
+    log.debug("turn: inbound %s, contact %s, %s %s: %s", inbound_id, contact_id, channel, kind,
+              message_text(payload.get("text", payload.get("payload", ""))))
     state = (State.model_validate(saved[0]) if saved is not None
              else State(lang="en" if contact.language == "en" else "id"))
     result = stepper(kind, payload, at, contact.onto(state, channel))
@@ -353,6 +398,8 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
                          .values(language=effect.lang))
         elif isinstance(effect, SubmitSurvey):
             survey.store(conn, effect, at.astimezone(stepper.tz).date())  # office day
+        elif isinstance(effect, DeleteMyData):  # before this turn's reply is queued
+            privacy.erase(conn, contact_id, at, keep_inbound_id=inbound_id)
     profile.apply(conn, contact_id, result.effects, stepper.content, at)  # consent, area, topics
     notice = _notice(conn, result, stepper, now)
     if notice is not None:  # told before the answer: before the citizen travels

@@ -4,13 +4,13 @@ a missed run loses nothing (the next run finds the same rows)."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Connection
 
-from bot.services import alerts, application_reminders, broadcasts
+from bot.services import alerts, application_reminders, broadcasts, privacy
 from bot.services.complaints import add_working_days
 
 if TYPE_CHECKING:
@@ -71,6 +71,32 @@ async def run_broadcasts(lontar: Lontar) -> None:
     lontar.wake_channels(frozenset(channels))
 
 
+async def purge_personal_data(lontar: Lontar, now: datetime | None = None) -> tuple[int, int]:
+    """Retention (UU 27/2022 Ps 42-43): delete citizens' messages and the files they sent
+    once older than LONTAR_RETENTION_INBOUND_DAYS / _ATTACHMENT_DAYS; a still-open ticket's
+    files stay. Returns (messages, files) deleted."""
+    now = now or datetime.now(UTC)
+    s = lontar.settings
+    cc = lontar.content.complaints
+    open_states = [st.id for st in cc.state if st.type == "open"] if cc is not None else []
+    messages = files = 0
+    try:
+        while True:  # in batches: the first run after an upgrade may find a year's backlog
+            n = await lontar.db.transaction(
+                privacy.purge_inbound, now - timedelta(days=s.retention_inbound_days))
+            messages += n
+            if n < privacy.PURGE_BATCH:
+                break
+        files = await lontar.db.transaction(
+            privacy.purge_attachments, s.data_dir,
+            now - timedelta(days=s.retention_attachment_days), open_states)
+    except Exception:  # a failed run is retried at the next one; never kill the scheduler
+        log.exception("retention purge failed")
+    if messages or files:
+        log.info("retention: %d messages and %d files deleted", messages, files)
+    return messages, files
+
+
 def start_scheduler(lontar: Lontar) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=lontar.settings.timezone)
     scheduler.add_job(check_deadlines, "interval", args=[lontar], id="deadlines",
@@ -84,6 +110,9 @@ def start_scheduler(lontar: Lontar) -> AsyncIOScheduler:
                       max_instances=1, coalesce=True)
     # urgent alerts are made when the ticket is filed; send them within a minute
     scheduler.add_job(_deliver, "interval", args=[lontar], id="alerts", seconds=30,
+                      max_instances=1, coalesce=True)
+    scheduler.add_job(purge_personal_data, "interval", args=[lontar], id="retention",
+                      hours=24, next_run_time=datetime.now(UTC) + timedelta(minutes=5),
                       max_instances=1, coalesce=True)
     scheduler.start()
     return scheduler

@@ -20,15 +20,19 @@ from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, Row, bindparam, select, update
 from sqlmodel import Session, col
 
 from bot.db import Database
+from bot.logs import bind_request
 from bot.models import PRIORITY_BROADCAST, PRIORITY_REPLY, Contact, Outbox, outbox_t
 from bot.services import consent
 from flows.types import Reply
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -347,9 +351,11 @@ class OutboxWorker:
                  per_chat_rate: float | None = None, per_chat_burst: int = 3,
                  batch: int = 50, max_attempts: int = 8, base_backoff: float = 2.0,
                  max_hold: float = 1.0, quiet: Quiet | None = None,
-                 broadcast_batch: int = 30, limit: int | None = None):
+                 broadcast_batch: int = 30, limit: int | None = None,
+                 metrics: Metrics | None = None):
         self.db = db
         self.sender = sender
+        self.metrics = metrics  # None: nothing is measured
         self.limiter = RateLimiter(rate, burst, limit=limit)
         self.per_chat = PerChatLimiter(per_chat_rate, per_chat_burst) if per_chat_rate else None
         self.batch = batch
@@ -403,6 +409,7 @@ class OutboxWorker:
 
     async def _send_chat(self, rows: list[tuple[Outbox, Contact]]) -> None:
         for i, (row, contact) in enumerate(rows):
+            bind_request(f"out-{row.id}", row.payload.get("text"))  # this chat's own task
             if self.per_chat is not None:
                 wait = self.per_chat.wait(contact.id or 0)
                 if wait > 0:
@@ -413,6 +420,7 @@ class OutboxWorker:
             stamp = await self.limiter.acquire(row.priority)
             if row.priority >= PRIORITY_BROADCAST:
                 await self.db.transaction(_in_flight, row.id)
+            started = time.monotonic()
             try:
                 delivered = await self._deliver(row, contact, stamp)
             except SendError as exc:
@@ -425,6 +433,10 @@ class OutboxWorker:
                     self.stats.deferred += len(rows) - i
                     return
                 delay = await self.db.run(self._record_failure, row.id, contact.id, exc)
+                if self.metrics is not None:
+                    self.metrics.failed(self.sender.channel, exc)
+                log.info("%s send of outbox row %s failed (attempt %d): %s",
+                         self.sender.channel, row.id, row.attempts + 1, exc)
                 if exc.retry_after:
                     self.limiter.hold(min(exc.retry_after, self.max_hold))
                 rest = [r.id for r, _ in rows[i + 1:]]
@@ -433,12 +445,16 @@ class OutboxWorker:
                 return
             except Exception as exc:  # an adapter bug must not stop the queue
                 log.exception("sender %s crashed on outbox row %s", self.sender.channel, row.id)
+                if self.metrics is not None:
+                    self.metrics.failed(self.sender.channel, exc)
                 await self.db.run(self._record_failure, row.id, contact.id,
                                   SendError(type(exc).__name__, retryable=True))
                 await self.db.run(_defer, [r.id for r, _ in rows[i + 1:]], self.base_backoff)
                 return
             await self.db.transaction(_record_sent, row.id, delivered)
             self.stats.sent += 1
+            if self.metrics is not None:
+                self.metrics.sent(self.sender.channel, started)
 
     async def _deliver(self, row: Outbox, contact: Contact, stamp: float) -> Delivered:
         slot = _SLOT.set(_Slot(self.limiter, row.priority, stamp))

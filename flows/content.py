@@ -82,6 +82,7 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
         "cmd_langganan": (),
         "cmd_pengaturan": (),
         "cmd_bantuan": (),
+        "cmd_hapus": (),
         "wa_list_button": (),
         "wa_list_section": (),
         "wa_numbered_hint": (),
@@ -190,6 +191,12 @@ MESSAGE_KEYS: dict[str, frozenset[str]] = {
         "area_unknown": (),
         "opt_clear_area": (),
         "opt_next_page": (),
+        # "hapus data saya" (flows/privacy.py): what is deleted, what is kept and why
+        "privacy_confirm": (),
+        "opt_privacy_yes": (),
+        "opt_privacy_no": (),
+        "privacy_done": (),
+        "privacy_cancelled": (),
         "stale_button": (),
         "unknown_fact": (),
         "office_entry": ("name", "address", "phone", "whatsapp", "hours"),
@@ -315,9 +322,9 @@ class Kecamatan(_Model):
 
 
 CommandAction = Literal["menu", "back", "cancel", "help", "lang", "stop", "subscribe",
-                        "settings"]
+                        "settings", "delete"]
 COMMAND_ACTIONS: tuple[CommandAction, ...] = ("menu", "back", "cancel", "help", "lang", "stop",
-                                              "subscribe", "settings")
+                                              "subscribe", "settings", "delete")
 
 
 class Language(_Model):

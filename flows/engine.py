@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from flows import complaint, settings, status, survey, tickets
+from flows import complaint, privacy, settings, status, survey, tickets
 from flows.content import Content
 from flows.screens import Screen, Target, UnknownScreen, main_targets, render, topic_target
 from flows.types import (
@@ -134,6 +134,10 @@ class Turn:
             self.replies.append(Reply(self.msg("stop")))
         elif settings.is_action(target):
             settings.answer(self, target)
+        elif target == "delete":  # "hapus data saya": asked before anything is deleted
+            privacy.start(self)
+        elif privacy.is_action(target):
+            privacy.answer(self, target)
         elif target == "survey":  # a fresh questionnaire each time
             self.state = st.model_copy(update={"data": {**st.data, "survey": {}}})
             self.visit("survey")
@@ -269,7 +273,7 @@ def _on_attachment(turn: Turn, event: Attachment) -> None:
 
 def _command(content: Content, words: str) -> str | None:
     """The global action a whole message names (menu, back, cancel, help, lang, stop,
-    subscribe, settings)."""
+    subscribe, settings, delete)."""
     for action, names in content.language.commands.items():
         if words in names:
             return action
@@ -314,6 +318,8 @@ def _on_text(turn: Turn, raw: str) -> None:
         turn.go(action)
         return
     if turn.consent_pending and settings.typed_answer(turn, normalized, text):
+        return
+    if screen == privacy.SCREEN and privacy.typed_answer(turn, normalized, text):
         return
     if screen == "v:suggest" and not (normalized.isdigit() and turn.state.options):
         survey.finish(turn, text.strip())

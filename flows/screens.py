@@ -132,6 +132,12 @@ def render(screen: str, lang: Lang, c: Content, data: dict[str, Any] | None = No
         found = settings.render(screen, lang, c, state)
         if found is not None:
             return found
+    if screen == "privacy":
+        from flows import privacy  # and "hapus data saya"
+
+        found = privacy.render(screen, lang, c)
+        if found is not None:
+            return found
     raise UnknownScreen(screen)
 
 
@@ -207,7 +213,7 @@ def every_screen(c: Content) -> list[str]:
         ids.append(f"s:{s}")
         ids += [f"s:{s}:{name}" for name in SECTIONS]
     ids += [f"t:{t}" for t in c.topics]
-    from flows import complaint, settings, status, survey
+    from flows import complaint, privacy, settings, status, survey
 
     return (ids + survey.screens(c) + complaint.screens(c) + status.screens(c)
-            + settings.screens(c))
+            + settings.screens(c) + privacy.screens(c))

@@ -38,7 +38,7 @@ ONE_PAGE = 8  # ... and when they do (8 + skip + back = 10, a WhatsApp list)
 PENDING = "consent_q"  # State.data: the question was put last turn; "ya"/"tidak" answer it
 # screens a question in between would interrupt (their own questions, or these settings)
 BUSY = ("c:", "p:", "v:", "set:")
-BUSY_SCREENS = ("complaint", "survey", "settings")
+BUSY_SCREENS = ("complaint", "survey", "settings", "privacy")
 _WORDS = re.compile(r"[\W_]+")
 
 

@@ -331,9 +331,16 @@ class FollowApplication:
     follow: bool
 
 
+@dataclass(frozen=True)
+class DeleteMyData:
+    """The citizen confirmed "hapus data saya": the shell deletes what is stored about this
+    contact (and anonymises their tickets) in the turn's own transaction, before this turn's
+    reply is queued (bot/services/privacy.py)."""
+
+
 Effect = (SetLanguage | SetConsent | SetArea | TopicAsked | SubmitSurvey | FileComplaint
           | LookupTickets | RateTicket | AddToTicket | CheckApplication | ListApplications
-          | FollowApplication)
+          | FollowApplication | DeleteMyData)
 # effects the shell answers with an event in the same transaction (the engine waits for it)
 ASKS = (FileComplaint, LookupTickets, RateTicket, AddToTicket, CheckApplication,
         ListApplications, FollowApplication)

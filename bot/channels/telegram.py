@@ -67,7 +67,7 @@ CALLBACK_MAX = 64  # bytes of callback_data
 SHORT_LABEL = 14  # two labels this short share a row on a phone
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 COMMANDS = ("start", "menu", "status", "pengaduan", "bahasa", "langganan", "berhenti",
-            "pengaturan", "bantuan")
+            "pengaturan", "bantuan", "hapus")
 
 
 def make_bot(settings: Settings) -> Bot:

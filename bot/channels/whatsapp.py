@@ -32,6 +32,7 @@ from bot.channels.text import split_text
 from bot.config import Settings
 from bot.db import Database
 from bot.inbox import Inbound, Inbox
+from bot.logs import request_scope
 from bot.models import PRIORITY_BROADCAST, Contact, contact_t, inbound_t, outbox_t
 from bot.outbox import Delivered, Meta, SendError, mark_contact
 from bot.services import consent
@@ -288,7 +289,8 @@ class WhatsAppChannel:
         and the turns follow (each turn yields to waiting requests before the next)."""
         while True:
             item = await self.queue.get()
-            await self._after(*item)
+            with request_scope(f"in-{item[0]}"):  # also around _after's own log lines
+                await self._after(*item)
             await asyncio.sleep(0)
 
     async def stop(self) -> None:

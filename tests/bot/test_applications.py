@@ -15,6 +15,7 @@ from bot.cli import main
 from bot.models import app_update_t, application_t, contact_t, outbox_t, subscription_t
 from bot.services.application_import import run
 from bot.services.applications import normalise_answer, verify_hash
+from tests import dbdump
 
 TODAY = date(2026, 11, 21)
 NIK_M = "5371011203900001"  # Alak, born 12-03-1990, man
@@ -115,7 +116,7 @@ def test_secrets_are_never_stored_or_logged_plain(lontar: Lontar, tmp_path: Path
                                                   caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     _run(lontar, _csv(tmp_path, GOOD))
-    dump = "\n".join(lontar.db.engine.raw_connection().driver_connection.iterdump())
+    dump = dbdump.dump(lontar.db.engine)
     for secret in (NIK_M, NIK_F, "1990-03-12", "0002"):
         assert secret not in dump.replace("KTP-2026-0002", "")
     assert NIK_M not in caplog.text and NIK_F not in caplog.text

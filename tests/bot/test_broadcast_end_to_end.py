@@ -81,7 +81,7 @@ async def test_killed_mid_broadcast_sends_nobody_twice(tmp_path: Path) -> None:
         setup = build(load_settings(data_dir=tmp_path, secret_key_setting="k" * 40))
         bid = seed(setup.db.engine, setup.content, n)
         setup.close()
-        engine = make_engine(f"sqlite:///{tmp_path / 'lontar.db'}")
+        engine = make_engine(load_settings(data_dir=tmp_path).database_url)
         port = free_port()
         tg.delay = 0.02  # a round trip shorter than a slot: the kill often finds one in flight
         proc = _start(tmp_path, port, tg)

@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import text
 from sqlmodel import func, select
 
 from bot.app import Lontar, build, recover, start_channels, stop_channels, web_app
 from bot.channels.telegram import keyboard
 from bot.channels.text import split_text
 from bot.config import load_settings
+from bot.db import make_engine
 from bot.models import Contact, InboundMessage, Outbox
 from flows.engine import step
 from flows.types import Choice, Command, Option, State
@@ -68,7 +70,7 @@ async def test_commands_are_set_in_both_languages(polling: Lontar, fake: FakeTel
     for lang in ("", "en"):
         names = [c for c, _ in fake.commands[lang]]
         assert names == ["start", "menu", "status", "pengaduan", "bahasa", "langganan",
-                         "berhenti", "pengaturan", "bantuan"]
+                         "berhenti", "pengaturan", "bantuan", "hapus"]
     assert fake.commands[""][0][1] == polling.content.msg("id", "cmd_start")
 
 
@@ -351,7 +353,6 @@ async def test_real_command_with_a_token_serves_telegram_and_survives_kill(
     """`lontar` with a token in the environment: Telegram works; kill -9 before the reply
     is delivered, start again: the update is not handled twice and the reply arrives once."""
     import signal
-    import sqlite3
 
     from flows.content import load_content
     from tests.procs import ROOT, env_for, free_port, lontar_cmd
@@ -381,11 +382,13 @@ async def test_real_command_with_a_token_serves_telegram_and_survives_kill(
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 20)
-    db = sqlite3.connect(tmp_path / "lontar.db")
-    assert db.execute("select count(*) from inbound_message").fetchone()[0] == 1
-    # the answer and the consent question, each once
-    assert db.execute("select count(*) from outbox where status='sent'").fetchone()[0] == 2
-    db.close()
+    engine = make_engine(_settings(tmp_path, fake).database_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("select count(*) from inbound_message")).scalar() == 1
+        # the answer and the consent question, each once
+        assert conn.execute(
+            text("select count(*) from outbox where status='sent'")).scalar() == 2
+    engine.dispose()
 
 
 async def test_cli_sets_and_deletes_the_webhook(tmp_path: Path, fake: FakeTelegram) -> None:
