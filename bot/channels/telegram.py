@@ -247,9 +247,12 @@ class TelegramChannel:
         """getUpdates forever; a batch is stored before the next call acknowledges it."""
         offset: int | None = None
         backoff = 1.0
-        await self.bot.delete_webhook()
+        webhook_deleted = False
         while not self._stopping.is_set():
             try:
+                if not webhook_deleted:  # getUpdates is refused while a webhook is set
+                    await self.bot.delete_webhook()
+                    webhook_deleted = True
                 updates = await self.bot.get_updates(
                     offset=offset, timeout=self.settings.telegram_poll_timeout,
                     allowed_updates=ALLOWED_UPDATES)
@@ -274,8 +277,13 @@ class TelegramChannel:
             if updates:
                 offset = updates[-1].update_id + 1
             for inbound_id in stored:
-                if inbound_id is not None:
+                if inbound_id is None:
+                    continue
+                try:
                     await self.inbox.process(inbound_id)
+                except Exception:  # polling must go on for everyone else
+                    log.exception("Telegram update %s not processed; it stays stored",
+                                  inbound_id)
 
     # -- webhook -----------------------------------------------------------------------------
 

@@ -252,6 +252,28 @@ async def test_429_storm_slows_down_and_delivers_once(polling: Lontar, fake: Fak
     assert fake.count("sendMessage", status=429) == 4
 
 
+async def test_a_turn_that_fails_does_not_stop_polling(polling: Lontar, fake: FakeTelegram,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """It did: the exception ended the polling task and nobody was answered any more."""
+    process = polling.inbox.process
+    failed: list[int] = []
+
+    async def once_broken(inbound_id: int) -> bool:
+        if not failed:
+            failed.append(inbound_id)
+            raise RuntimeError("database went away")
+        return await process(inbound_id)
+
+    monkeypatch.setattr(polling.inbox, "process", once_broken)
+    fake.text(CHAT, "syarat kia")
+    await until(lambda: failed)
+    fake.text(CHAT + 1, "syarat kia")
+    bring = polling.content.services["kia"].bring.id
+    await until(lambda: [r for r in _chat_sent(fake, CHAT + 1) if bring in r.plain])
+    assert await polling.inbox.process_pending() == 1  # the failed one waited, stored
+    await until(lambda: [r for r in _chat_sent(fake) if bring in r.plain])
+
+
 async def test_blocked_user_is_marked_and_skipped(polling: Lontar, fake: FakeTelegram) -> None:
     fake.block(CHAT)
     fake.text(CHAT, "/start")
