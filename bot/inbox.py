@@ -322,7 +322,7 @@ def _store(conn: Connection, inbound: Inbound, stepper: Stepper | None,
     if known is None:
         contact_id = conn.execute(insert(contact_t), {
             "channel": inbound.channel, "external_id": inbound.external_id,
-            "display_name": inbound.display_name, "language": "id", "opted_in": False,
+            "display_name": _no_nul(inbound.display_name), "language": "id", "opted_in": False,
             "created_at": inbound.at, "last_inbound_at": inbound.at,
         }).inserted_primary_key[0]  # type: ignore[index]
         contact = Known()
@@ -447,13 +447,27 @@ def _notice(conn: Connection, result: Step, stepper: Stepper, now: datetime) -> 
     return Reply(content.msg(lang, "service_notice", notices="\n".join(lines)))
 
 
+def _no_nul(value: str | None) -> str | None:
+    """Storable text: PostgreSQL refuses NUL in text columns and no database takes half a
+    surrogate pair, yet a web client or a platform can send either ("\\u0000", "\\ud800")."""
+    if not value:
+        return value
+    value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
 def _masked(payload: dict[str, Any]) -> dict[str, Any]:
-    """A NIK typed in a chat is stored (and so shown and logged anywhere later) masked."""
+    """A NIK typed in a chat is stored (and so shown and logged anywhere later) masked, and
+    without NUL characters."""
     out = payload
     for key in ("text", "args"):
         value = payload.get(key)
         if isinstance(value, str):
-            masked = mask_in_text(value)
+            masked = mask_in_text(_no_nul(value) or "")
             if masked != value:
                 out = {**out, key: masked}
     return out

@@ -97,11 +97,40 @@ async def json_body(request: web.Request, max_body: int) -> dict[str, Any]:
         raise ApiError(400, "bad_json", "the body is not valid JSON (UTF-8)") from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_json", "the body must be a JSON object")
+    try:
+        storable = _storable(data)
+    except RecursionError:
+        storable = False
+    if not storable:
+        raise ApiError(400, "bad_json", "the body is nested too deep or holds a NUL character "
+                                        "(\\u0000) or half a surrogate pair")
     return data
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _storable(value: Any) -> bool:
+    """No string in it that a database refuses: PostgreSQL takes no NUL in text, and a lone
+    surrogate ("\\ud800", valid JSON) is not UTF-8 at all."""
+    if isinstance(value, str):
+        return _utf8(value)
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    return True
+
+
+def _utf8(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def upsert_rows(body: Mapping[str, Any], max_items: int

@@ -269,7 +269,7 @@ class TelegramChannel:
                 backoff = min(backoff * 2, 60)
                 continue
             try:
-                stored = [await self.store(u) for u in updates]
+                stored = [await self._store_polled(u) for u in updates]
             except RetryLater as exc:  # not acknowledged: the same batch comes again
                 log.warning("could not store an update (%s); fetching it again", exc)
                 await asyncio.sleep(backoff)
@@ -285,6 +285,15 @@ class TelegramChannel:
                     log.exception("Telegram update %s not processed; it stays stored",
                                   inbound_id)
 
+    async def _store_polled(self, update: Update) -> int | None:
+        try:
+            return await self.store(update)
+        except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+            # as in the webhook: PTB does not check types, a malformed update fails here
+            log.warning("malformed Telegram update %r skipped: %s", update.update_id,
+                        type(exc).__name__)
+            return None
+
     # -- webhook -----------------------------------------------------------------------------
 
     def routes(self, app: web.Application) -> None:
@@ -296,8 +305,12 @@ class TelegramChannel:
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
             return web.json_response({"ok": False}, status=403)
         try:
-            update = Update.de_json(await request.json(), self.bot)
-        except (ValueError, TypeError, KeyError, TelegramError):
+            data = await request.json()
+            # PTB trusts the shape: a body that is not an object, a field of the wrong type
+            # or a date out of range raises whatever the conversion meets first
+            update = Update.de_json(data, self.bot) if isinstance(data, dict) else None
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, OSError,
+                TelegramError):
             return web.json_response({"ok": False, "error": "bad update"}, status=400)
         if update is None:
             return web.json_response({"ok": False, "error": "bad update"}, status=400)
@@ -305,6 +318,12 @@ class TelegramChannel:
             inbound_id = await self.store(update)
         except RetryLater:  # Telegram delivers it again later
             return web.json_response({"ok": False}, status=503)
+        except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+            # PTB does not check types: a field Telegram always sends that is missing or of
+            # the wrong kind (no chat, a number for a text) fails here, not in de_json
+            log.warning("malformed Telegram update %r refused: %s", update.update_id,
+                        type(exc).__name__)
+            return web.json_response({"ok": False, "error": "bad update"}, status=400)
         if inbound_id is not None:  # answer Telegram now; the turn runs after
             task = asyncio.create_task(self.inbox.process(inbound_id))
             self._tasks.add(task)

@@ -36,7 +36,7 @@ class PollRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     session: str = Field(pattern=SESSION_RE)
-    after: int = Field(0, ge=0)
+    after: int = Field(0, ge=0, le=2**31 - 1)  # an outbox id: INTEGER in both databases
 
 
 class ChatRequest(PollRequest):
@@ -106,10 +106,13 @@ class WebChat:
     async def post(self, request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > self.max_body:
             return self._error(413, "too_large", "web_too_large")
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return self._error(413, "too_large", "web_too_large")
+        # read with our own limit: a chunked body has no Content-Length to check above, and
+        # the server-wide limit is sized for WhatsApp's webhooks (megabytes)
+        raw = bytearray()
+        async for chunk in request.content.iter_chunked(65_536):
+            raw += chunk
+            if len(raw) > self.max_body:
+                return self._error(413, "too_large", "web_too_large")
         try:
             data = json.loads(raw)
             req = ChatRequest.model_validate(data)

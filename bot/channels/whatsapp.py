@@ -327,11 +327,11 @@ class WhatsAppChannel:
             try:
                 if field == "messages":
                     stored += await self._messages(value)
-                    for status in value.get("statuses") or []:
-                        await self.inbox.db.transaction(_apply_status, status)
+                    for status in _items(value, "statuses"):
+                        await self._apply(_apply_status, status)
                 elif field == "user_preferences":
-                    for pref in value.get("user_preferences") or []:
-                        await self.inbox.db.transaction(_preference, pref)
+                    for pref in _items(value, "user_preferences"):
+                        await self._apply(_preference, pref)
                 else:
                     log.info("WhatsApp change %r ignored", field)
             except Exception:  # one bad item must not fail the batch
@@ -340,15 +340,23 @@ class WhatsAppChannel:
             self.queue.put_nowait(item)
         return web.json_response({"ok": True})
 
+    async def _apply(self, apply: Any, item: dict[str, Any]) -> None:
+        """A status or a preference change; a malformed one is skipped with a warning."""
+        try:
+            await self.inbox.db.transaction(apply, item)
+        except MALFORMED as exc:
+            log.warning("malformed WhatsApp %s skipped: %s", apply.__name__.strip("_"),
+                        type(exc).__name__)
+
     async def _messages(self, value: dict[str, Any]) -> list[tuple[int, str, dict[str, Any]]]:
-        names = {c.get("wa_id"): (c.get("profile") or {}).get("name")
-                 for c in value.get("contacts") or [] if isinstance(c, dict)}
+        names = {c["wa_id"]: _name(c) for c in _items(value, "contacts")
+                 if isinstance(c.get("wa_id"), str)}
         out = []
-        for msg in value.get("messages") or []:
+        for msg in _items(value, "messages"):
             try:
                 parsed = parse_message(msg)
-            except (KeyError, TypeError, ValueError):
-                log.warning("malformed WhatsApp message skipped")
+            except MALFORMED as exc:
+                log.warning("malformed WhatsApp message skipped: %s", type(exc).__name__)
                 continue
             kind, payload, at = parsed
             received = await self.inbox.receive(Inbound(
@@ -404,9 +412,32 @@ def _changes(data: Any) -> list[tuple[dict[str, Any], str]]:
     return out
 
 
+# what a malformed item raises while it is read (a field missing, of the wrong type, a time
+# out of range); anything else is Lontar's fault and logged as an error
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError)
+ID_MAX = 128  # inbound_message.platform_id and contact.external_id
+
+
+def _items(value: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The objects of a list field (Meta sends lists of objects; anything else is noise)."""
+    items = value.get(key)
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def _name(contact: dict[str, Any]) -> str | None:
+    name = contact.get("profile", {}).get("name") if isinstance(contact.get("profile"),
+                                                                dict) else None
+    # contact.display_name: at most 256 characters, and no NUL (PostgreSQL refuses it)
+    return name.replace("\x00", "")[:256] if isinstance(name, str) else None
+
+
 def parse_message(msg: dict[str, Any]) -> tuple[str, dict[str, Any], datetime]:
-    """One webhook message item -> (kind, payload, time). KeyError/ValueError: malformed."""
-    kind_name, _, _ = msg["type"], msg["id"], msg["from"]
+    """One webhook message item -> (kind, payload, time). Raises one of `MALFORMED`."""
+    kind_name, wamid, sender = msg["type"], msg["id"], msg["from"]
+    if not (isinstance(wamid, str) and isinstance(sender, str)
+            and 0 < len(wamid) <= ID_MAX and 0 < len(sender) <= ID_MAX
+            and wamid.isprintable() and sender.isprintable()):  # no NUL for PostgreSQL
+        raise ValueError("message id or sender missing or malformed")
     at = datetime.fromtimestamp(int(msg["timestamp"]), UTC)
     if kind_name == "text":
         return "text", {"text": str(msg["text"]["body"])}, at

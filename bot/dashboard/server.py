@@ -161,6 +161,11 @@ class Dashboard:
             if (admin and not session.staff.is_admin) or (act and not session.staff.can_act):
                 return self.render("error.html", 403, session=session,
                                    message="Peran Anda tidak boleh membuka atau mengubah ini.")
+            sent = [*request.query.values(),
+                    *((await request.post()).values() if request.method == "POST" else ())]
+            if any(isinstance(v, str) and "\x00" in v for v in sent):  # PostgreSQL refuses NUL
+                return self.render("error.html", 400, session=session,
+                                   message="Isian berisi karakter yang tidak sah.")
             response = await handler(request, session)
             response.headers.update(HEADERS)
             return response
@@ -199,7 +204,7 @@ class Dashboard:
         cookie = request.cookies.get(LOGIN_COOKIE, "")
         if not sent or not cookie or not secrets.compare_digest(sent, cookie):
             return self._login_page(403, "Formulir kedaluwarsa. Silakan coba lagi.", nxt)
-        username = str(form.get("username", ""))[:64].strip().lower()
+        username = str(form.get("username", "")).replace("\x00", "")[:64].strip().lower()
         password = str(form.get("password", ""))[:1024]
         keys = (f"ip:{_ip(request)}", f"user:{username}")
         if self.limiter.blocked(*keys):
