@@ -51,8 +51,12 @@ class Leadership:
         """Lead whenever this process can, until cancelled."""
         if not self.exclusive:
             self.leading = True
-            await elected()
-            await asyncio.Event().wait()
+            try:
+                await elected()
+                await asyncio.Event().wait()
+            finally:  # shutting down: the scheduler stops with the senders
+                self.leading = False
+                await deposed()
         self._engine = create_engine(self.url, poolclass=NullPool)  # the lock's own session
         try:
             while True:
