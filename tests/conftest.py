@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -92,3 +93,20 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(app: Any, capsys: pytest.CaptureFixture[str]) -> Run:
+    """`lontar ARGS...` in this process against the module's `app` fixture: (code, out, err)."""
+    from bot.cli import main
+
+    def call(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call

@@ -20,16 +20,15 @@ from sqlalchemy import Engine, insert, select, update
 
 from bot import broadcast_cli
 from bot.app import Lontar, build
-from bot.cli import main
 from bot.config import load_settings
 from bot.models import broadcast_t, contact_t, outbox_t, tag_t
 from bot.outbox import HELD, PENDING, SENT
 from bot.services import broadcasts
 from bot.services.staff import create_user
+from tests.conftest import Run
 from tests.procs import ROOT, env_for, lontar_cmd
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
-Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
@@ -54,17 +53,6 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lontar]:
                 ("whatsapp", "6281200000002", "id", True), ("telegram", "104", "id", False))])
     yield lontar
     lontar.close()
-
-
-@pytest.fixture
-def run(app: Lontar, capsys: pytest.CaptureFixture[str]) -> Run:
-    def call(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 def _create(run: Run, *extra: str) -> int:

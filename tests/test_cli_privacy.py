@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import insert, update
 
 from bot.app import Lontar, build
-from bot.cli import main
 from bot.config import load_settings
 from bot.models import (
     application_t,
@@ -24,8 +23,7 @@ from bot.models import (
     update_t,
 )
 from tests.bot.test_consent import Citizen
-
-Run = Callable[..., tuple[int, str, str]]
+from tests.conftest import Run
 
 
 @pytest.fixture
@@ -37,17 +35,6 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lontar]:
     lontar = build(load_settings())
     yield lontar
     lontar.close()
-
-
-@pytest.fixture
-def run(app: Lontar, capsys: pytest.CaptureFixture[str]) -> Run:
-    def call(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 async def test_export_everything_about_one_contact(app: Lontar, run: Run) -> None:

@@ -18,8 +18,9 @@ from bot.config import load_settings
 from bot.inbox import Inbound
 from bot.metrics import error_code
 from bot.models import Broadcast, Complaint, Contact, Outbox
-from bot.outbox import Delivered, Meta, OutboxWorker, SendError
+from bot.outbox import OutboxWorker, SendError
 from flows.types import Reply
+from tests.bot.test_outbox import FakeSender
 
 TOKEN = "scrape-" + "x" * 24
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -40,20 +41,10 @@ async def scraper(metered: Lontar) -> AsyncIterator[TestClient]:
         yield c
 
 
-class FakeTelegram:
-    """Stands in for the Telegram sender: records texts, fails those it is told to."""
+class TelegramStandIn(FakeSender):
+    """test_outbox's recording sender, on the telegram channel the metrics are labelled by."""
 
     channel = "telegram"
-
-    def __init__(self, fail: dict[str, SendError] | None = None):
-        self.sent: list[str] = []
-        self.fail = fail or {}
-
-    async def send(self, contact: Contact, reply: Reply, meta: Meta) -> Delivered:
-        if reply.text in self.fail:
-            raise self.fail.pop(reply.text)
-        self.sent.append(reply.text)
-        return Delivered(f"pm-{len(self.sent)}")
 
 
 async def _scrape(client: TestClient) -> Samples:
@@ -135,7 +126,7 @@ async def test_sends_errors_and_outbox_depth(metered: Lontar, scraper: TestClien
                status="pending") == 4
     assert _at(samples, "lontar_outbox_depth", channel="telegram", priority="reply",
                status="pending") == 1
-    sender = FakeTelegram({
+    sender = TelegramStandIn({
         "slow-down": SendError("Flood control exceeded", retryable=True, retry_after=30),
         "gone": SendError("Forbidden: bot was blocked by the user", retryable=False,
                           blocked=True)})
@@ -174,7 +165,7 @@ async def test_broadcast_progress(metered: Lontar, scraper: TestClient) -> None:
         s.commit()
         bid = sending.id
     _queue(metered, "b-1", "b-2", priority=2, broadcast_id=bid)
-    sender = FakeTelegram({"b-2": SendError("later", retryable=True, retry_after=60)})
+    sender = TelegramStandIn({"b-2": SendError("later", retryable=True, retry_after=60)})
     worker = OutboxWorker(metered.db, sender, rate=1000, burst=100)
     while await worker.drain_once():
         pass
@@ -249,7 +240,7 @@ async def test_not_ready_when_the_database_is_unreachable(client: TestClient,
 
 async def test_not_ready_when_a_started_sender_has_died(client: TestClient,
                                                         lontar: Lontar) -> None:
-    lontar.workers["telegram"] = OutboxWorker(lontar.db, FakeTelegram(), rate=1000)
+    lontar.workers["telegram"] = OutboxWorker(lontar.db, TelegramStandIn(), rate=1000)
     start_senders(lontar)
     try:
         resp = await client.get("/readyz")
