@@ -27,7 +27,8 @@ message the fake accepted meanwhile: the citizens' replies share the limit; the 
 own share in brackets), rate/limit (target >= 0.97; the worker's 0.98 is the ceiling),
 rate/ceiling (against the most the window allows), 429s, duplicates (chats that got it twice),
 unconfirmed rows, peak RSS of the Lontar process (target < 200 MB), reply p50/p99 (target
-< 1000 ms) and the replies measured.
+< 1000 ms), the replies measured, and how late Lontar's event loop woke a 10 ms sleep (p99,
+and how often by more than the window's 20 ms of room).
 Seeding times go to stderr.
 Run: python bench/broadcast.py [--recipients 100000] [--limit 300]
 """
@@ -191,6 +192,15 @@ def latencies(updates: list[tuple[int, float]], replies: list[list[Any]]) -> lis
     return out
 
 
+async def loop_lag(lags: list[float], stop: asyncio.Event, every: float = 0.01) -> None:
+    """How late Lontar's event loop wakes a 10 ms sleep: a stall longer than the window's
+    20 ms of room lets sends stamped before it arrive together after it (a 429)."""
+    while not stop.is_set():
+        due = time.monotonic() + every
+        await asyncio.sleep(every)
+        lags.append((time.monotonic() - due) * 1000)
+
+
 def _status(app: Lontar, bid: int) -> str:
     with app.db.engine.connect() as conn:
         return str(conn.execute(select(broadcast_t.c.status)
@@ -226,10 +236,13 @@ async def run(n: int, limit: float, interval: float, burst: float | None) -> Non
             scheduler = start_scheduler(app)
             stop = asyncio.Event()
             chatting = asyncio.create_task(citizens_chat(urls["control"], interval, stop))
+            lags: list[float] = []
+            lagging = asyncio.create_task(loop_lag(lags, stop))
             while _status(app, bid) != broadcasts.DONE:
                 await asyncio.sleep(1.0)
             stop.set()
             said = await chatting
+            await lagging
             await asyncio.sleep(1.0)  # the last replies
             scheduler.shutdown(wait=False)
             await stop_channels(app)
@@ -256,6 +269,8 @@ async def run(n: int, limit: float, interval: float, burst: float | None) -> Non
     print(f"report: sent={p.sent} unconfirmed={p.unconfirmed} failed={p.failed} "
           f"citizen messages={said}, stored={len(updates)}", file=sys.stderr)
     ceiling = min(rate, limit / WINDOW_S)  # the pace, or the window's average
+    lags.sort()
+    lag_p99 = lags[int(len(lags) * 0.99)] if lags else float("nan")
     print(f"broadcast: recipients={n} limit_per_s={limit:g} pace_per_s={rate:.1f} "
           f"burst={burst:g} window_s={WINDOW_S:g} sent={stats['sent']} "
           f"send_s={send_s:.1f} rate_per_s={got:.1f} (broadcast {outreach:.1f} + replies) "
@@ -263,7 +278,8 @@ async def run(n: int, limit: float, interval: float, burst: float | None) -> Non
           f"429s={stats['rejected_429']} duplicates={stats['duplicates']} "
           f"unconfirmed={unconfirmed} peak_rss_mb={rss_mb:.0f} (target < 200) "
           f"reply_p50_ms={p50:.0f} reply_p99_ms={p99:.0f} (target < 1000) "
-          f"replies={len(waits)}")
+          f"replies={len(waits)} loop_lag_p99_ms={lag_p99:.1f} "
+          f"loop_lags_over_20ms={sum(lag > 20 for lag in lags)}")
 
 
 def main() -> None:

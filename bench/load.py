@@ -29,8 +29,9 @@ the fake (a send or an edit; one process, one clock). turns_per_s counts replies
 the middle 80% of them (the 10th to the 90th percentile arrival time), leaving out the
 ramp-up and the tail, where fewer citizens are talking; overall_per_s is all replies over the
 whole run. errors = webhook answers other than 200 + replies missing. peak_rss_mb is the
-Lontar process's VmHWM. Prints ONE line; targets: >= 500 turns/s per process, p99 < 100 ms,
-0 errors.
+Lontar process's VmHWM. cpu_ms_per_turn is the CPU time the Lontar process used per reply
+answered: what one core can do, however busy the rest of the machine is. Prints ONE line;
+targets: >= 500 turns/s per process, p99 < 100 ms, 0 errors.
 Run: python bench/load.py [--citizens 2000] [--turns 4] [--think 3.6]
      [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
 """
@@ -102,6 +103,13 @@ def serve_lontar(config: dict[str, Any]) -> None:
         asyncio.run(serve(lontar))
     finally:
         lontar.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (/proc/PID/stat, clock ticks)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -291,10 +299,12 @@ async def run(args: argparse.Namespace, database_url: str, data_dir: Path) -> st
                        "telegram_url": f"{base}/webhooks/telegram",
                        "whatsapp_url": f"{base}/webhooks/whatsapp"}
                 rng = random.Random(8)
+                cpu_before = cpu_seconds(proc.pid)
                 began = time.monotonic()
                 await asyncio.gather(*[citizen(n, ctx, tally, random.Random(rng.random()))
                                        for n in range(args.citizens)])
                 ended = max(tally.arrived_at, default=began)
+                cpu = cpu_seconds(proc.pid) - cpu_before
                 gc.enable()
                 rss = peak_rss_mb(proc.pid)
         finally:
@@ -313,6 +323,10 @@ async def run(args: argparse.Namespace, database_url: str, data_dir: Path) -> st
     p99 = {ch: (statistics.quantiles(v, n=100)[98] if len(v) >= 2 else float("nan"))
            for ch, v in tally.by_channel.items()}
     errors = tally.non_200 + tally.missing
+    # CPU the Lontar process used per turn answered: what one core can do, whatever else
+    # the machine is running (turns_per_s and latency depend on that; this does not)
+    cpu_per_turn = cpu * 1000 / max(len(lat), 1)
+    per_core = 1000 / cpu_per_turn if cpu_per_turn else float("nan")
     posts = sum(tally.posts.values())
     database = "postgresql" if database_url else "sqlite"
     return (f"load: database={database} citizens={args.citizens} turns={posts} "
@@ -324,7 +338,9 @@ async def run(args: argparse.Namespace, database_url: str, data_dir: Path) -> st
             f"p50_ms={qs[49]:.1f} p99_ms={qs[98]:.1f} (target < {TARGET_P99_MS:.0f}; "
             f"telegram {p99['telegram']:.0f}, whatsapp {p99['whatsapp']:.0f}) "
             f"errors={errors} (non_200={tally.non_200} missing={tally.missing}; target 0) "
-            f"fake_errors={fake_errors} peak_rss_mb={rss:.0f} cpus={os.cpu_count()}")
+            f"fake_errors={fake_errors} peak_rss_mb={rss:.0f} "
+            f"cpu_ms_per_turn={cpu_per_turn:.2f} (one core: {per_core:.0f} turns/s) "
+            f"cpus={os.cpu_count()}")
 
 
 def postgres_schema(url: str) -> tuple[Any, str, str]:

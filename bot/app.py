@@ -26,7 +26,9 @@ from bot.inbox import Inbox
 from bot.logs import request_scope, valid_request_id
 from bot.metrics import Metrics
 from bot.metrics import routes as health_routes
+from bot.notify import Listener, Notifier
 from bot.outbox import OutboxWorker, requeue_in_flight
+from bot.proxy import middlewares as proxy_middlewares
 from flows.content import Content, load_content
 from flows.engine import Options
 from flows.understand import understander
@@ -44,17 +46,32 @@ class Lontar:
     telegram: TelegramChannel | None = None
     whatsapp: WhatsAppChannel | None = None
     workers: dict[str, OutboxWorker] = field(default_factory=dict)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
     sender_tasks: list[asyncio.Task[None]] = field(default_factory=list)  # the leader's
     metrics: Metrics | None = None
     # False: this process sends nothing on purpose (receiver only): /readyz ignores senders
     senders_expected: bool = True
+    # PostgreSQL, set by serve(): tells the leader's senders about this process's commits
+    notifier: Notifier | None = None
+    listener: Listener | None = None  # ... and, while this process leads, hears the others'
 
     def close(self) -> None:
         self.db.close()
 
     def wake(self, channel: str, _contact_id: int) -> None:
-        """After a commit: the channel's sender has something to send."""
+        """After a commit: the channel's sender has something to send.
+
+        The sender runs in this process only while it leads; otherwise the leader is told
+        through the database (`notifier`, PostgreSQL), or finds the row at its next poll.
+        """
+        worker = self.workers.get(channel)
+        if worker is None:
+            return
+        worker.wake()  # harmless when not running; a test may run a worker by hand
+        if self.notifier is not None and not self.sender_tasks:
+            self.notifier.notify(channel)
+
+    def wake_local(self, channel: str) -> None:
+        """Another process committed something for `channel` (bot.notify.Listener)."""
         worker = self.workers.get(channel)
         if worker is not None:
             worker.wake()
@@ -140,7 +157,8 @@ def dashboard_of(lontar: Lontar) -> Dashboard:
 
 def web_app(lontar: Lontar) -> web.Application:
     s = lontar.settings
-    app = web.Application(middlewares=[_request_id, _error_middleware(lontar.content)],
+    app = web.Application(middlewares=[_request_id, *proxy_middlewares(s.trusted_proxies),
+                                       _error_middleware(lontar.content)],
                           client_max_size=max(s.web_max_body, s.whatsapp_max_body))
     WebChat(lontar.inbox, lontar.content, s.web_rate_per_minute, s.web_max_body).routes(app)
     if lontar.telegram is not None:
@@ -173,22 +191,30 @@ async def start_channels(lontar: Lontar, *, senders: bool = True) -> None:
     """Start the push channels: what receives, and (`senders`) what only the leader runs."""
     if lontar.telegram is not None:
         await lontar.telegram.start()
-    if lontar.whatsapp is not None:
-        lontar.tasks.append(asyncio.create_task(lontar.whatsapp.run()))
     if senders:
         start_senders(lontar)
 
 
-def start_senders(lontar: Lontar) -> None:
-    """The outbox workers, and Telegram's long polling if no webhook: one process's work."""
+def start_senders(lontar: Lontar, *, idle_poll: float = 1.0) -> None:
+    """The outbox workers, and Telegram's long polling if no webhook: one process's work.
+
+    With a `listener` (PostgreSQL) the other processes' commits wake the workers at once;
+    `idle_poll` is then only the fallback for a notification that was lost.
+    """
     if lontar.telegram is not None and not lontar.telegram.webhook_mode:
         lontar.sender_tasks.append(asyncio.create_task(lontar.telegram.poll(),
                                                        name="poller:telegram"))
     for channel, worker in lontar.workers.items():  # named: /readyz reports them by name
-        lontar.sender_tasks.append(asyncio.create_task(worker.run(), name=f"sender:{channel}"))
+        lontar.sender_tasks.append(asyncio.create_task(worker.run(idle_poll),
+                                                       name=f"sender:{channel}"))
+    if lontar.listener is not None and lontar.workers:
+        lontar.sender_tasks.append(asyncio.create_task(
+            lontar.listener.listen(lontar.wake_local, tuple(lontar.workers)),
+            name="listener:outbox"))
 
 
 async def stop_senders(lontar: Lontar) -> None:
+    """Cancel the leader's work; from here on this process's commits notify the leader."""
     for task in lontar.sender_tasks:
         task.cancel()
     await asyncio.gather(*lontar.sender_tasks, return_exceptions=True)
@@ -197,10 +223,6 @@ async def stop_senders(lontar: Lontar) -> None:
 
 async def stop_channels(lontar: Lontar) -> None:
     await stop_senders(lontar)
-    for task in lontar.tasks:
-        task.cancel()
-    await asyncio.gather(*lontar.tasks, return_exceptions=True)
-    lontar.tasks.clear()
     if lontar.telegram is not None:
         await lontar.telegram.stop()
     if lontar.whatsapp is not None:
@@ -212,6 +234,9 @@ async def serve(lontar: Lontar) -> None:
     from bot.jobs import start_scheduler  # APScheduler only where the server runs
     from bot.leader import Leadership
 
+    if lontar.db.engine.dialect.name == "postgresql":  # several processes may serve
+        lontar.notifier = Notifier(lontar.db.engine)
+        lontar.listener = Listener(lontar.db.engine)
     await start_channels(lontar, senders=False)
     scheduler: Any = None
 
@@ -259,3 +284,5 @@ async def serve(lontar: Lontar) -> None:
             await asyncio.gather(leading, return_exceptions=True)
         await runner.cleanup()
         await stop_channels(lontar)
+        if lontar.notifier is not None:
+            await lontar.notifier.close()

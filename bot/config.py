@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from datetime import time
 from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -18,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.quiet import QuietHours
 
 DEV_SECRET_FILE = "secret.key"
+# Shortest secret production accepts where Lontar's operator chooses it (secret key, tokens)
+MIN_SECRET = 32
 
 
 class ConfigError(Exception):
@@ -26,6 +29,29 @@ class ConfigError(Exception):
 
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
+
+
+def parse_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """`127.0.0.1, 10.0.0.0/8, ::1` as networks (an address is a network of one).
+
+    Raises:
+        ValueError: an entry is no address or network, or it is a /0, which would let any
+            client choose the address Lontar sees (bot/proxy.py).
+    """
+    networks = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            net = ip_network(item, strict=False)  # 10.0.0.1/8 means the 10.0.0.0/8 network
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network "
+                             "(e.g. 127.0.0.1, 10.0.0.0/8, ::1)") from None
+        if net.prefixlen == 0:
+            raise ValueError(f"{item!r} would trust every address: any client could then "
+                             "choose the address Lontar sees; list the proxies themselves")
+        networks.append(net)
+    return tuple(networks)
 
 
 class Settings(BaseSettings):
@@ -56,6 +82,10 @@ class Settings(BaseSettings):
     )
     # Bearer token Prometheus sends to /metrics; empty: /metrics answers 404 (nothing leaks)
     metrics_token: str = Field("", validation_alias=_env("LONTAR_METRICS_TOKEN"))
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (bot/proxy.py):
+    # addresses or networks, comma-separated; empty: none, the socket's peer is the client
+    trusted_proxies_setting: str = Field(
+        "", validation_alias=_env("LONTAR_TRUSTED_PROXIES"))
 
     session_idle_minutes: int = Field(
         30, ge=1, validation_alias=_env("LONTAR_SESSION_IDLE_MINUTES"))
@@ -123,6 +153,11 @@ class Settings(BaseSettings):
     def whatsapp_enabled(self) -> bool:
         return bool(self.whatsapp_access_token and self.whatsapp_phone_number_id)
 
+    @cached_property
+    def trusted_proxies(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """LONTAR_TRUSTED_PROXIES, parsed (already checked by its validator)."""
+        return parse_networks(self.trusted_proxies_setting)
+
     @field_validator("secure_cookies_setting", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -133,12 +168,24 @@ class Settings(BaseSettings):
     def _log_format_lower(cls, value: object) -> object:
         return value.strip().lower() or "text" if isinstance(value, str) else value
 
+    @field_validator("trusted_proxies_setting")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:
-        if self.env == "production" and len(self.secret_key_setting) < 32:
-            raise ValueError(
-                "LONTAR_SECRET_KEY must be set to at least 32 random characters in production"
-            )
+        """Refuse to start rather than serve an endpoint behind a guessable secret.
+
+        In production every secret that guards something must be long enough to be random
+        (MIN_SECRET); all problems are named at once so one edit of the env file fixes them.
+        """
+        if self.env == "production":
+            problems = self._weak_production_secrets()
+            if problems:
+                raise ValueError("unsafe for production:\n" + "\n".join(
+                    f"  - {p}" for p in problems))
         if self.telegram_webhook_url and len(self.telegram_webhook_secret) < 16:
             raise ValueError("TELEGRAM_WEBHOOK_SECRET (16+ characters of A-Z a-z 0-9 _ -) "
                              "is required with TELEGRAM_WEBHOOK_URL")
@@ -147,6 +194,29 @@ class Settings(BaseSettings):
             raise ValueError("WHATSAPP_APP_SECRET and WHATSAPP_VERIFY_TOKEN are required "
                              "with WHATSAPP_ACCESS_TOKEN (webhooks are signed and verified)")
         return self
+
+    def _weak_production_secrets(self) -> list[str]:
+        """What guards each endpoint in production, and what is wrong with it."""
+        n = MIN_SECRET
+        problems = []
+        if len(self.secret_key_setting) < n:
+            problems.append(f"LONTAR_SECRET_KEY must be set to at least {n} random characters "
+                            "(it signs sessions and keys the NIK hashes)")
+        if self.metrics_token and len(self.metrics_token) < n:
+            problems.append(f"LONTAR_METRICS_TOKEN must be at least {n} random characters "
+                            "(it guards /metrics); leave it empty to turn /metrics off")
+        if self.telegram_webhook_url and len(self.telegram_webhook_secret) < n:
+            problems.append(f"TELEGRAM_WEBHOOK_SECRET must be at least {n} characters of "
+                            "A-Z a-z 0-9 _ - with TELEGRAM_WEBHOOK_URL (it guards "
+                            "/webhooks/telegram)")
+        if self.whatsapp_enabled and not self.whatsapp_app_secret:
+            problems.append("WHATSAPP_APP_SECRET (the Meta app's secret) must be set with "
+                            "WHATSAPP_ACCESS_TOKEN (it checks every POST to /webhooks/whatsapp)")
+        if self.whatsapp_enabled and len(self.whatsapp_verify_token) < n:
+            problems.append(f"WHATSAPP_VERIFY_TOKEN must be at least {n} random characters "
+                            "with WHATSAPP_ACCESS_TOKEN (it guards the GET that subscribes "
+                            "/webhooks/whatsapp)")
+        return problems
 
     @cached_property
     def database_url(self) -> str:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlmodel import Session
 
 T = TypeVar("T")
@@ -79,6 +79,10 @@ class Database:
         self.engine = make_engine(url)
         self.inline = self.engine.dialect.name == "sqlite"
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="db")
+        # inline (SQLite): transactions run one after another on the loop's thread, so one
+        # connection serves them all; checking one out of the pool per transaction cost
+        # ~90 us, and a turn is several transactions (measured with bench/load.py)
+        self._conn: Connection | None = None
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -97,6 +101,12 @@ class Database:
             self._executor, partial(copy_context().run, self._call, fn, *args))
 
     def _call_tx(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.inline:
+            conn = self._conn
+            if conn is None or conn.closed or conn.invalidated:
+                conn = self._conn = self.engine.connect()
+            with conn.begin():
+                return fn(conn, *args)
         with self.engine.begin() as conn:
             return fn(conn, *args)
 
@@ -117,4 +127,7 @@ class Database:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
         self.engine.dispose()

@@ -22,6 +22,7 @@ from functools import partial, wraps
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -217,27 +218,35 @@ class Inbox:
         return received
 
     @_turn
-    async def process(self, inbound_id: int) -> bool:
-        """Process one stored update, if nobody has yet."""
+    async def process(self, inbound_id: int, chat: tuple[str, str] | None = None) -> bool:
+        """Process one stored update, if nobody has yet. `chat` (channel, external id), when
+        the caller knows it, saves looking it up."""
         started = self._accepted.pop(inbound_id, time.monotonic())  # turn latency from receipt
-        key = await self.db.transaction(_conversation_key, inbound_id)
-        if key is None:
-            return False
-        channel, external_id, contact_id = key
-        async with self._locks.hold((channel, external_id)):
-            done = await self.db.transaction(_process_stored, inbound_id, self.engine)
-        if done:
-            self._committed(channel, contact_id)
+        if chat is None:
+            key = await self.db.transaction(_conversation_key, inbound_id)
+            if key is None:
+                return False
+            chat = key[0], key[1]
+        async with self._locks.hold(chat):
+            contact_id = await self.db.transaction(_process_stored, inbound_id, self.engine)
+        done = contact_id is not None
+        if contact_id is not None:
+            self._committed(chat[0], contact_id)
             if self.metrics is not None:
-                self.metrics.turned(channel, started)
+                self.metrics.turned(chat[0], started)
         return done
 
-    async def process_pending(self) -> int:
-        """Handle updates stored before a crash but never processed, oldest first."""
-        pending = await self.db.transaction(_unprocessed)
+    async def process_pending(self, between: tuple[datetime, datetime] | None = None) -> int:
+        """Handle updates stored but never processed, oldest first: at start, those a crash
+        left; from the sweep job, those received `between` two times (a receiver that died,
+        a turn that failed on a database error)."""
+        pending = await self.db.transaction(_unprocessed, between)
         done = 0
         for inbound_id in pending:
-            done += await self.process(inbound_id)
+            try:
+                done += await self.process(inbound_id)
+            except Exception:  # one failing turn must not hold up the others
+                log.exception("stored update %s not processed", inbound_id)
         return done
 
     def _committed(self, channel: str, contact_id: int) -> None:
@@ -297,7 +306,8 @@ _DONE = update(inbound_t).where(inbound_t.c.id == bindparam("iid")).values(
 _STORED = select(inbound_t.c.contact_id, inbound_t.c.channel, inbound_t.c.kind,
                  inbound_t.c.payload, inbound_t.c.received_at, inbound_t.c.processed_at,
                  *_KNOWN).join(
-    contact_t, contact_t.c.id == inbound_t.c.contact_id).where(inbound_t.c.id == bindparam("iid"))
+    contact_t, contact_t.c.id == inbound_t.c.contact_id).where(
+    inbound_t.c.id == bindparam("iid")).with_for_update()
 _KEY = select(contact_t.c.channel, contact_t.c.external_id, contact_t.c.id).join(
     inbound_t, inbound_t.c.contact_id == contact_t.c.id).where(inbound_t.c.id == bindparam("iid"))
 _UNPROCESSED = select(inbound_t.c.id).where(inbound_t.c.processed_at.is_(None)).order_by(
@@ -328,7 +338,7 @@ def _store(conn: Connection, inbound: Inbound, stepper: Stepper | None,
         contact = Known()
     else:
         contact_id, contact = known.id, Known.of(known)
-        if known.state is not None:
+        if known.turns is not None:  # a conversation row (its state may be a JSON null)
             saved = (known.state, known.turns)
         last = known.last_inbound_at
         if last is None or inbound.at - last > SEEN_PRECISION:
@@ -352,16 +362,20 @@ def _conversation_key(conn: Connection, inbound_id: int) -> tuple[str, str, int]
     return (row[0], row[1], row[2]) if row is not None else None
 
 
-def _process_stored(conn: Connection, inbound_id: int, stepper: Stepper) -> bool:
+def _process_stored(conn: Connection, inbound_id: int, stepper: Stepper) -> int | None:
+    """The turn of a stored update; its contact's id, or None if it was processed before."""
+    # PostgreSQL: the update and its contact stay locked until this turn commits, so another
+    # process (a receiver, the leader's sweep) neither turns it twice nor overwrites this
+    # conversation's state with one it loaded before (SQLite has one writer anyway)
     row = conn.execute(_STORED, {"iid": inbound_id}).first()
     if row is None or row.processed_at is not None:
-        return False
+        return None
     found = conn.execute(_LOAD_STATE, {"cid": row.contact_id}).first()
     saved = (found.state, found.turns) if found is not None else None
     _process(conn, inbound_id, row.contact_id, row.channel, row.kind, row.payload,
              row.received_at, Known.of(row), saved, stepper)
     conn.execute(_DONE, {"iid": inbound_id, "now": datetime.now(UTC)})
-    return True
+    return int(row.contact_id)
 
 
 def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, kind: str,
@@ -370,8 +384,9 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
     remember_text(payload.get("text"))  # as stored (NIK masked): hidden from INFO+ lines
     log.debug("turn: inbound %s, contact %s, %s %s: %s", inbound_id, contact_id, channel, kind,
               message_text(payload.get("text", payload.get("payload", ""))))
-    state = (State.model_validate(saved[0]) if saved is not None
-             else State(lang="en" if contact.language == "en" else "id"))
+    state = _saved_state(saved[0], contact_id) if saved is not None else None
+    if state is None:
+        state = State(lang="en" if contact.language == "en" else "id")
     result = stepper(kind, payload, at, contact.onto(state, channel))
     now = datetime.now(UTC)
     for _ in range(3):  # effects whose outcome the engine must hear about (bounded)
@@ -415,6 +430,17 @@ def _process(conn: Connection, inbound_id: int, contact_id: int, channel: str, k
         conn.execute(insert(outbox_t), [
             new_row(contact_id, channel, data, PRIORITY_REPLY, now, inbound_id)
             for data in payloads])
+
+
+def _saved_state(saved: Any, contact_id: int) -> State | None:
+    """The stored state, or None to start afresh: a state that no longer validates (an
+    upgrade changed the model, a hand edit) failed every turn of that citizen, for good."""
+    try:
+        return State.model_validate(saved)
+    except ValidationError as exc:
+        log.warning("conversation of contact %s did not load (%d errors); started afresh",
+                    contact_id, exc.error_count())
+        return None
 
 
 REDACTED = "[jawaban verifikasi]"
@@ -488,8 +514,12 @@ def _answer(conn: Connection, contact_id: int, asks: Any, stepper: Stepper, lang
     return complaints.answer(conn, contact_id, asks, content, stepper.tz, lang, at, now)
 
 
-def _unprocessed(conn: Connection) -> list[int]:
-    return list(conn.execute(_UNPROCESSED).scalars())
+def _unprocessed(conn: Connection, between: tuple[datetime, datetime] | None) -> list[int]:
+    query = _UNPROCESSED
+    if between is not None:
+        query = query.where(inbound_t.c.received_at >= between[0],
+                            inbound_t.c.received_at < between[1])
+    return list(conn.execute(query).scalars())
 
 
 def _queue_reply(conn: Connection, contact_id: int, *, reply: Reply, inbound_platform_id: str,

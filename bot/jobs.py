@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # how often running broadcasts get their next batch: a batch covers far more than this at 30/s
 BROADCAST_TICK_SECONDS = 2
+# stored updates nobody processed: left alone while a turn may still be under way, retried
+# for a while (a receiver died, the database failed a turn), then left (a turn that fails
+# every time would otherwise be retried forever)
+STRANDED_AFTER = timedelta(minutes=1)
+STRANDED_UNTIL = timedelta(minutes=15)
+STRANDED_EVERY_SECONDS = 60
 
 
 async def check_deadlines(lontar: Lontar) -> None:
@@ -97,6 +103,20 @@ async def purge_personal_data(lontar: Lontar, now: datetime | None = None) -> tu
     return messages, files
 
 
+async def process_stranded(lontar: Lontar, now: datetime | None = None) -> int:
+    """Turn updates stored one to fifteen minutes ago and still unprocessed: a receiver
+    acknowledged them and died, or their turn failed. Late, but the citizen gets an answer."""
+    now = now or datetime.now(UTC)
+    try:
+        done = await lontar.inbox.process_pending((now - STRANDED_UNTIL, now - STRANDED_AFTER))
+    except Exception:  # a failed run is retried at the next one; never kill the scheduler
+        log.exception("stranded updates not processed")
+        return 0
+    if done:
+        log.warning("%d stranded updates processed late", done)
+    return done
+
+
 def start_scheduler(lontar: Lontar) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone=lontar.settings.timezone)
     scheduler.add_job(check_deadlines, "interval", args=[lontar], id="deadlines",
@@ -111,6 +131,8 @@ def start_scheduler(lontar: Lontar) -> AsyncIOScheduler:
     # urgent alerts are made when the ticket is filed; send them within a minute
     scheduler.add_job(_deliver, "interval", args=[lontar], id="alerts", seconds=30,
                       max_instances=1, coalesce=True)
+    scheduler.add_job(process_stranded, "interval", args=[lontar], id="stranded",
+                      seconds=STRANDED_EVERY_SECONDS, max_instances=1, coalesce=True)
     scheduler.add_job(purge_personal_data, "interval", args=[lontar], id="retention",
                       hours=24, next_run_time=datetime.now(UTC) + timedelta(minutes=5),
                       max_instances=1, coalesce=True)

@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -58,6 +64,9 @@ if TYPE_CHECKING:
     from bot.app import Lontar
 
 log = logging.getLogger(__name__)
+# `*_created` samples (a timestamp per counter and histogram series) double the exposition
+# and the scrape's work; Prometheus detects counter resets without them
+disable_created_metrics()
 
 # Channels whose outbox rows are counted (bot/channels/*.CHANNEL). Listing them lets the
 # depth query walk the (channel, status, ...) index instead of the whole outbox.

@@ -8,12 +8,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 
 from bot.app import Lontar, build
 from bot.config import load_settings
 from bot.models import (
     application_t,
+    audit_t,
     broadcast_t,
     complaint_t,
     contact_t,
@@ -95,6 +96,11 @@ async def test_export_everything_about_one_contact(app: Lontar, run: Run) -> Non
         assert delivery["title"] == "Jemput bola"
         assert [t["topic"] for t in data["topics"]] == ["kk-baru"]
         assert data["tags"] == [] and data["lookup_guard"] is None
+    with app.db.engine.connect() as conn:  # both exports audited, without personal data
+        audits = conn.execute(select(audit_t.c.action, audit_t.c.target, audit_t.c.detail)
+                              .where(audit_t.c.action == "privacy_export")).all()
+    assert [(a.action, a.target) for a in audits] == [("privacy_export", f"contact:{cid}")] * 2
+    assert all(set(a.detail) == {"by"} and a.detail["by"] for a in audits)
 
 
 def test_unknown_and_malformed_contacts(app: Lontar, run: Run) -> None:

@@ -20,6 +20,7 @@ import mimetypes
 import warnings
 from collections.abc import Iterable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,9 @@ from bot.channels.aiohttp_request import AiohttpRequest
 from bot.channels.text import split_text
 from bot.config import Settings
 from bot.inbox import Inbound, Inbox
-from bot.models import Contact, contact_t
-from bot.outbox import Delivered, Meta, SendError, platform_call
+from bot.lanes import ChatLanes
+from bot.models import contact_t
+from bot.outbox import Delivered, Meta, Recipient, SendError, platform_call
 from bot.services import broadcast_images as images
 from bot.services import consent
 from flows.content import Content
@@ -122,7 +124,7 @@ class TelegramSender:
         self._file_ids: dict[str, str] = {}  # a picture is uploaded once, then reused by id
         self._uploading: dict[str, asyncio.Lock] = {}
 
-    async def send(self, contact: Contact, reply: Reply, meta: Meta) -> Delivered:
+    async def send(self, contact: Recipient, reply: Reply, meta: Meta) -> Delivered:
         chat_id = int(contact.external_id)
         try:
             if meta.image and self.media_dir is not None:
@@ -215,7 +217,7 @@ class TelegramChannel:
         self.bot = bot or make_bot(settings)
         self.sender = TelegramSender(self.bot, images.folder(settings.data_dir))
         self.username = ""
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.lanes = ChatLanes("telegram")  # turns after the update is acknowledged
         self._stopping = asyncio.Event()
 
     @property
@@ -231,8 +233,7 @@ class TelegramChannel:
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.lanes.close()
         await self.bot.shutdown()
 
     async def set_commands(self) -> None:
@@ -269,21 +270,16 @@ class TelegramChannel:
                 backoff = min(backoff * 2, 60)
                 continue
             try:
-                stored = [await self._store_polled(u) for u in updates]
+                stored = [(u, await self._store_polled(u)) for u in updates]
             except RetryLater as exc:  # not acknowledged: the same batch comes again
                 log.warning("could not store an update (%s); fetching it again", exc)
                 await asyncio.sleep(backoff)
                 continue
             if updates:
                 offset = updates[-1].update_id + 1
-            for inbound_id in stored:
-                if inbound_id is None:
-                    continue
-                try:
-                    await self.inbox.process(inbound_id)
-                except Exception:  # polling must go on for everyone else
-                    log.exception("Telegram update %s not processed; it stays stored",
-                                  inbound_id)
+            for update, inbound_id in stored:
+                if inbound_id is not None:
+                    self._turn_later(update, inbound_id)
 
     async def _store_polled(self, update: Update) -> int | None:
         try:
@@ -325,10 +321,22 @@ class TelegramChannel:
                         type(exc).__name__)
             return web.json_response({"ok": False, "error": "bad update"}, status=400)
         if inbound_id is not None:  # answer Telegram now; the turn runs after
-            task = asyncio.create_task(self.inbox.process(inbound_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._turn_later(update, inbound_id)
         return web.json_response({"ok": True})
+
+    def _turn_later(self, update: Update, inbound_id: int) -> None:
+        """Process a stored update in its chat's lane: chats side by side, each in order."""
+        # as `store` names the chat: a callback without a message is its user's private chat
+        chat = update.effective_chat or update.effective_user
+        if chat is None:  # not stored as a turn (store returns None for these)
+            return
+        self.lanes.submit(chat.id, partial(self._turn, inbound_id, str(chat.id)))
+
+    async def _turn(self, inbound_id: int, chat_id: str) -> None:
+        try:
+            await self.inbox.process(inbound_id, (CHANNEL, chat_id))
+        except Exception:  # the others go on; this one stays stored for the leader
+            log.exception("Telegram update %s not processed; it stays stored", inbound_id)
 
     # -- turning an update into an Inbound ---------------------------------------------------
 

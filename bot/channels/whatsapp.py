@@ -19,6 +19,7 @@ import json
 import logging
 import re
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,9 +33,10 @@ from bot.channels.text import split_text
 from bot.config import Settings
 from bot.db import Database
 from bot.inbox import Inbound, Inbox
+from bot.lanes import ChatLanes
 from bot.logs import request_scope
-from bot.models import PRIORITY_BROADCAST, Contact, contact_t, inbound_t, outbox_t
-from bot.outbox import Delivered, Meta, SendError, mark_contact
+from bot.models import PRIORITY_BROADCAST, contact_t, inbound_t, outbox_t
+from bot.outbox import Delivered, Meta, Recipient, SendError, mark_contact
 from bot.services import consent
 from flows.content import Content
 from flows.types import Lang, Reply
@@ -194,7 +196,7 @@ class WhatsAppSender:
         self._initiated: tuple[date, set[int]] = (date.min, set())
         self._budget_lock = asyncio.Lock()
 
-    async def send(self, contact: Contact, reply: Reply, meta: Meta) -> Delivered:
+    async def send(self, contact: Recipient, reply: Reply, meta: Meta) -> Delivered:
         lang: Lang = "en" if contact.language == "en" else "id"
         last = contact.last_inbound_at
         open_window = last is not None and datetime.now(UTC) - last < WINDOW
@@ -209,7 +211,7 @@ class WhatsAppSender:
                     raise self._error(exc) from exc
         return await self._send_template(contact, reply, meta)
 
-    async def _send_template(self, contact: Contact, reply: Reply, meta: Meta) -> Delivered:
+    async def _send_template(self, contact: Recipient, reply: Reply, meta: Meta) -> Delivered:
         marketing = meta.category == "marketing" or (
             meta.category is None and meta.priority >= PRIORITY_BROADCAST)
         name = (self.settings.whatsapp_template_marketing if marketing
@@ -276,24 +278,17 @@ class WhatsAppChannel:
         self.content = content
         self.client = WhatsAppClient(settings)
         self.sender = WhatsAppSender(settings, self.client, content, inbox.db)
-        # stored messages wait here for their turn; a crash leaves them stored, and the next
-        # start processes them (Inbox.process_pending)
-        self.queue: asyncio.Queue[tuple[int, str, dict[str, Any]]] = asyncio.Queue()
+        # stored messages wait in their chat's lane for their turn; a crash leaves them
+        # stored, and the leader processes them (Inbox.process_pending, the sweep job)
+        self.lanes = ChatLanes("whatsapp")
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/webhooks/whatsapp", self.verify)
         app.router.add_post("/webhooks/whatsapp", self.webhook)
 
-    async def run(self) -> None:
-        """Take stored messages one at a time, so a burst of webhooks is acknowledged first
-        and the turns follow (each turn yields to waiting requests before the next)."""
-        while True:
-            item = await self.queue.get()
-            with request_scope(f"in-{item[0]}"):  # also around _after's own log lines
-                await self._after(*item)
-            await asyncio.sleep(0)
-
     async def stop(self) -> None:
+        """Let turns under way finish (briefly); what is left stays stored for the leader."""
+        await self.lanes.close()
         await self.client.close()
 
     async def verify(self, request: web.Request) -> web.Response:
@@ -322,7 +317,7 @@ class WhatsAppChannel:
             data = json.loads(body)
         except ValueError:
             return web.json_response({"error": "bad json"}, status=400)
-        stored: list[tuple[int, str, dict[str, Any]]] = []
+        stored: list[tuple[int, str, str, dict[str, Any]]] = []
         for value, field in _changes(data):
             try:
                 if field == "messages":
@@ -336,8 +331,8 @@ class WhatsAppChannel:
                     log.info("WhatsApp change %r ignored", field)
             except Exception:  # one bad item must not fail the batch
                 log.exception("WhatsApp webhook item skipped")
-        for item in stored:  # after the 200: read, media, the turn
-            self.queue.put_nowait(item)
+        for item in stored:  # after the 200: media, the turn, read; in order per chat
+            self.lanes.submit(item[1], partial(self._after, *item))
         return web.json_response({"ok": True})
 
     async def _apply(self, apply: Any, item: dict[str, Any]) -> None:
@@ -348,7 +343,7 @@ class WhatsAppChannel:
             log.warning("malformed WhatsApp %s skipped: %s", apply.__name__.strip("_"),
                         type(exc).__name__)
 
-    async def _messages(self, value: dict[str, Any]) -> list[tuple[int, str, dict[str, Any]]]:
+    async def _messages(self, value: dict[str, Any]) -> list[tuple[int, str, str, dict[str, Any]]]:
         names = {c["wa_id"]: _name(c) for c in _items(value, "contacts")
                  if isinstance(c.get("wa_id"), str)}
         out = []
@@ -364,23 +359,29 @@ class WhatsAppChannel:
                 kind=kind, payload=payload, at=at,  # type: ignore[arg-type]
                 display_name=names.get(msg["from"])))
             if received.new:
-                out.append((received.inbound_id, str(msg["id"]), payload))
+                out.append((received.inbound_id, str(msg["from"]), str(msg["id"]), payload))
         return out
 
-    async def _after(self, inbound_id: int, wamid: str, payload: dict[str, Any]) -> None:
-        """Mark read, fetch media, run the turn; a failure leaves it for the next start."""
-        try:
+    async def _after(self, inbound_id: int, wa_id: str, wamid: str,
+                     payload: dict[str, Any]) -> None:
+        """Fetch media, run the turn, mark read; a failure leaves it stored for the leader.
+
+        Read receipts come after the turn: the reply should not wait for a platform call.
+        """
+        with request_scope(f"in-{inbound_id}"):
+            try:
+                if "media_id" in payload:
+                    result = await self._download(payload)
+                    await self.inbox.db.transaction(_set_payload, inbound_id,
+                                                    {**payload, **result})
+                await self.inbox.process(inbound_id, (CHANNEL, wa_id))
+            except Exception:
+                log.exception("WhatsApp message %s not processed; it stays stored",
+                              inbound_id)
             try:
                 await self.client.mark_read(wamid)
             except (GraphError, aiohttp.ClientError, TimeoutError) as exc:
                 log.info("mark read failed: %s", exc)
-            if "media_id" in payload:
-                result = await self._download(payload)
-                await self.inbox.db.transaction(_set_payload, inbound_id,
-                                                {**payload, **result})
-            await self.inbox.process(inbound_id)
-        except Exception:
-            log.exception("WhatsApp message %s not processed; it stays stored", inbound_id)
 
     async def _download(self, payload: dict[str, Any]) -> dict[str, Any]:
         mime = str(payload.get("mime", "")).split(";")[0].strip()

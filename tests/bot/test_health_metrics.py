@@ -99,6 +99,7 @@ async def test_a_web_chat_turn_is_counted_and_timed(scraper: TestClient) -> None
         assert _at(after, name, channel="web") == _at(before, name, channel="web") + 1, name
     assert _at(after, "lontar_turn_seconds_sum", channel="web") > 0
     assert _at(after, "lontar_turn_seconds_bucket", channel="web", le="+Inf") == 1
+    assert not [name for name, _ in after if name.endswith("_created")]
 
 
 async def test_a_webhook_turn_is_timed_from_its_receipt(metered: Lontar,

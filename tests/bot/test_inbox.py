@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import update
 from sqlmodel import func, select
 
 from bot.app import Lontar, build
 from bot.config import load_settings
 from bot.inbox import Inbound
-from bot.models import Contact, Conversation, InboundMessage, Outbox
+from bot.models import Contact, Conversation, InboundMessage, Outbox, conversation_t, outbox_t
+from flows.types import State
+from tests.fuzz import fuzz_settings
+
+_ids = itertools.count()
 
 
 def _in(text: str, pid: str, ext: str = "citizen-1", kind: str = "text") -> Inbound:
@@ -126,3 +134,80 @@ async def test_language_effect_is_stored_on_the_contact(lontar: Lontar) -> None:
     await lontar.inbox.handle(Inbound("web", "citizen-1", "l2", "choice", {"payload": choice}))
     with lontar.db.session() as s:
         assert s.exec(select(Contact.language)).one() == "en"
+
+
+async def test_stranded_updates_are_turned_late_by_the_sweep(
+        lontar: Lontar, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A receiver that acknowledged an update and died left it stored; only a leader's
+    election turned it (recover), which may never come. The sweep turns what is a minute
+    old, leaves what may still be under way, and gives up after fifteen minutes."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.jobs import process_stranded
+    from bot.models import inbound_t
+
+    now = datetime.now(UTC)
+    ages = {"fresh": 30, "minute": 90, "ten": 600, "hour": 3600, "broken": 120}
+    ids = {}
+    for name, age in ages.items():
+        received = await lontar.inbox.receive(_in("syarat kk", name, ext=name))
+        ids[name] = received.inbound_id
+        with lontar.db.engine.begin() as conn:
+            conn.execute(update(inbound_t).where(inbound_t.c.id == received.inbound_id)
+                         .values(received_at=now - timedelta(seconds=age)))
+    process = lontar.inbox.process
+
+    async def fails_once(inbound_id: int, *chat: object) -> bool:
+        if inbound_id == ids["broken"]:
+            raise RuntimeError("database went away")
+        return await process(inbound_id, *chat)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lontar.inbox, "process", fails_once)
+    assert await process_stranded(lontar, now) == 2  # the broken one did not stop the rest
+
+    def processed() -> set[str]:
+        with lontar.db.session() as s:
+            done = set(s.exec(select(InboundMessage.id)
+                              .where(InboundMessage.processed_at.is_not(None))).all())  # type: ignore[union-attr]
+        return {name for name, i in ids.items() if i in done}
+
+    assert processed() == {"minute", "ten"}
+    monkeypatch.setattr(lontar.inbox, "process", process)
+    assert await process_stranded(lontar, now) == 1
+    assert processed() == {"minute", "ten", "broken"}
+    with lontar.db.session() as s:  # each answered once
+        replied = s.exec(select(Outbox.inbound_id).distinct()).all()
+    assert sorted(replied) == sorted(ids[n] for n in ("minute", "ten", "broken"))
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                 max_size=4),
+    max_leaves=12)
+
+
+@fuzz_settings(60)
+@given(data=st.data())
+async def test_a_saved_state_that_does_not_load_starts_afresh(lontar: Lontar,
+                                                              data: st.DataObject) -> None:
+    """A conversation whose stored state no longer validates (an upgrade changed the model,
+    a hand edit) failed every turn of that citizen, for good. Now the citizen is answered
+    from a fresh state, and what is stored afterwards loads."""
+    first = await lontar.inbox.handle(_in("syarat kk", f"seed-{next(_ids)}", ext="fuzzed"))
+    with lontar.db.engine.begin() as conn:
+        valid = conn.execute(select(conversation_t.c.state).where(
+            conversation_t.c.contact_id == first.contact_id)).scalar_one()
+        key = data.draw(st.sampled_from(sorted(valid)))
+        broken = data.draw(_json | _json.map(lambda x: {**valid, key: x}))
+        conn.execute(update(conversation_t).where(
+            conversation_t.c.contact_id == first.contact_id).values(state=broken))
+    turn = await lontar.inbox.handle(_in("syarat kk", f"after-{next(_ids)}", ext="fuzzed"))
+    assert turn.new
+    with lontar.db.engine.begin() as conn:
+        saved = conn.execute(select(conversation_t.c.state).where(
+            conversation_t.c.contact_id == first.contact_id)).scalar_one()
+        replies = conn.execute(select(func.count()).select_from(outbox_t).where(
+            outbox_t.c.inbound_id == turn.inbound_id)).scalar_one()
+    assert replies >= 1
+    State.model_validate(saved)

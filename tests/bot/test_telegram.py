@@ -258,11 +258,11 @@ async def test_a_turn_that_fails_does_not_stop_polling(polling: Lontar, fake: Fa
     process = polling.inbox.process
     failed: list[int] = []
 
-    async def once_broken(inbound_id: int) -> bool:
+    async def once_broken(inbound_id: int, *chat: Any) -> bool:
         if not failed:
             failed.append(inbound_id)
             raise RuntimeError("database went away")
-        return await process(inbound_id)
+        return await process(inbound_id, *chat)
 
     monkeypatch.setattr(polling.inbox, "process", once_broken)
     fake.text(CHAT, "syarat kia")
@@ -519,3 +519,38 @@ def test_oversized_callback_data_is_dropped_not_sent() -> None:
     markup = keyboard([Option("1|" + "x" * 70, "Terlalu panjang"), Option("1|menu", "Menu")])
     assert markup is not None
     assert [b.text for row in markup.inline_keyboard for b in row] == ["Menu"]
+
+
+async def test_webhook_turns_keep_each_chats_order(webhook: tuple[Lontar, TestClient],
+                                                   fake: FakeTelegram,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each webhook's turn ran as a task of its own: when the first update of a chat waited
+    longer before its turn (a database thread busy), the second overtook it."""
+    app, client = webhook
+    url = str(client.make_url("/webhooks/telegram"))
+    process = app.inbox.process
+    released = asyncio.Event()
+    first: list[int] = []
+
+    async def first_waits(inbound_id: int, *chat: Any) -> bool:
+        if not first:
+            first.append(inbound_id)
+            await released.wait()
+        return await process(inbound_id, *chat)
+
+    monkeypatch.setattr(app.inbox, "process", first_waits)
+    fake.text(CHAT, "/start")
+    fake.text(CHAT, "syarat kia")
+    fake.text(CHAT + 1, "syarat kia")
+    assert await fake.push_webhook(url) == [200, 200, 200]
+    bring = app.content.services["kia"].bring.id
+    await until(lambda: [r for r in _chat_sent(fake, CHAT + 1) if bring in r.plain])
+    await asyncio.sleep(0.1)
+    assert _chat_sent(fake) == []  # the other chat went ahead; this one waits its turn
+    released.set()
+    await until(lambda: [r for r in _chat_sent(fake) if bring in r.plain])
+    with app.db.session() as s:
+        rows = s.exec(select(Outbox).join(Contact).where(Contact.external_id == str(CHAT))
+                      .order_by(Outbox.id)).all()
+    ids = [r.inbound_id for r in rows if r.inbound_id is not None]
+    assert ids[0] == first[0] and ids == sorted(ids)

@@ -403,3 +403,39 @@ async def test_staff_answer_outside_the_window_goes_as_the_utility_template(wa: 
     assert tpl[0]["template"]["name"] == "status_update"
     param = tpl[0]["template"]["components"][0]["parameters"][0]["text"]
     assert "Loket tambahan dibuka." in param and "\n" not in param
+
+
+async def test_a_slow_chat_holds_up_only_itself(wa: WA, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turns ran one at a time from one queue: a citizen whose photo downloaded slowly held
+    up everyone who wrote after. Now each chat has its own lane: others go first, and that
+    citizen's own messages still turn in the order they came."""
+    other = "6281299990000"
+    download = wa.app.whatsapp._download  # type: ignore[union-attr]
+    released = asyncio.Event()
+
+    async def slow_download(payload: dict[str, Any]) -> dict[str, Any]:
+        await released.wait()  # a media download that takes its time
+        return await download(payload)
+
+    monkeypatch.setattr(wa.app.whatsapp, "_download", slow_download)
+    photo = wa.fake.add_media("image/jpeg", 50_000)
+    assert await wa.post(wa.fake.image_message(USER, photo)) == 200
+    assert await wa.post(wa.fake.text_message(USER, "syarat kk")) == 200
+    assert await wa.post(wa.fake.text_message(other, "syarat kia")) == 200
+    bring = wa.app.content.services["kia"].bring.id
+    await until(lambda: any(bring in _text_of(b) for b in _bodies(wa.fake, other)))
+    assert _bodies(wa.fake, USER) == []  # still waiting for its photo
+    released.set()
+    await until(lambda: len(_bodies(wa.fake, USER)) >= 2)
+
+    def turned() -> list[int]:  # inbound ids in the order their replies were queued
+        with wa.app.db.session() as s:
+            contact = s.exec(select(Contact).where(Contact.external_id == USER)).one()
+            rows = s.exec(select(Outbox).where(Outbox.contact_id == contact.id)
+                          .order_by(Outbox.id)).all()
+        return [r.inbound_id for r in rows if r.inbound_id is not None]
+
+    await until(lambda: len(set(turned())) == 2)
+    ids = turned()
+    assert ids == sorted(ids)  # the photo's turn, then the text's
+    await until(lambda: len(wa.fake.read_marks) == 3)  # every message marked read, after
