@@ -3,6 +3,7 @@ a missed run loses nothing (the next run finds the same rows)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # how often running broadcasts get their next batch: a batch covers far more than this at 30/s
 BROADCAST_TICK_SECONDS = 2
+QUEUE_STEP = 100  # recipients queued per transaction (see run_broadcasts)
 # stored updates nobody processed: left alone while a turn may still be under way, retried
 # for a while (a receiver died, the database failed a turn), then left (a turn that fails
 # every time would otherwise be retried forever)
@@ -67,14 +69,26 @@ async def send_reminders(lontar: Lontar) -> None:
 
 
 async def run_broadcasts(lontar: Lontar) -> None:
-    """Start due broadcasts, queue the next batch of each running one, finish what is done."""
-    try:
-        channels = await lontar.db.transaction(
-            lambda conn: broadcasts.tick(conn, lontar.content, datetime.now(UTC)))
-    except Exception:  # a failed run is retried at the next one; never kill the scheduler
-        log.exception("broadcast batch failed")
-        return
-    lontar.wake_channels(frozenset(channels))
+    """Start due broadcasts, queue the next batch of each running one, finish what is done.
+
+    A batch is queued in steps of QUEUE_STEP recipients, a transaction each, with the event
+    loop free in between: SQLite work runs on the loop's thread, and 1,000 recipients in one
+    transaction held it 60-100 ms (bench/broadcast.py), longer than the Telegram sender's
+    20 ms of room for timing jitter; sends stamped before such a stall arrived together after
+    it, and Telegram counted 31 in a second (a 429).
+    """
+    for _ in range(broadcasts.BATCH // QUEUE_STEP):
+        try:
+            channels = await lontar.db.transaction(
+                lambda conn: broadcasts.tick(conn, lontar.content, datetime.now(UTC),
+                                             batch=QUEUE_STEP))
+        except Exception:  # a failed run is retried at the next one; never kill the scheduler
+            log.exception("broadcast batch failed")
+            return
+        if not channels:  # nothing more to queue now (or a step of skipped contacts)
+            return
+        lontar.wake_channels(frozenset(channels))
+        await asyncio.sleep(0)  # the sends and turns waiting meanwhile go first
 
 
 async def purge_personal_data(lontar: Lontar, now: datetime | None = None) -> tuple[int, int]:

@@ -532,7 +532,9 @@ def _claim_query(by: str, postgresql: bool) -> Select[Any]:
 
 
 _CLAIMED = (update(outbox_t).where(outbox_t.c.id.in_(bindparam("ids", expanding=True)))
-            .values(status=bindparam("status"), last_error=bindparam("error"),
+            .values(status=SENDING))  # an earlier attempt's error stays until the next result
+_REFUSED = (update(outbox_t).where(outbox_t.c.id.in_(bindparam("ids", expanding=True)))
+            .values(status=FAILED, last_error=bindparam("error"),
                     unsendable_reason=bindparam("reason")))
 
 
@@ -553,13 +555,12 @@ def _claim(conn: Connection, channel: str, limit: int, priority: int | None,
             not_in.append(row.id)
         else:
             live.append((row, Recipient(*row[-len(_RECIPIENT):])))
-    for ids, status, error, reason in (
-            ([r.id for r, _ in live], SENDING, None, None),
-            (blocked, FAILED, "contact has blocked Lontar", "blocked"),
-            (not_in, FAILED, "contact has not opted in to outreach", "opted_out")):
+    if live:
+        conn.execute(_CLAIMED, {"ids": [r.id for r, _ in live]})
+    for ids, error, reason in ((blocked, "contact has blocked Lontar", "blocked"),
+                               (not_in, "contact has not opted in to outreach", "opted_out")):
         if ids:
-            conn.execute(_CLAIMED, {"ids": ids, "status": status, "error": error,
-                                    "reason": reason})
+            conn.execute(_REFUSED, {"ids": ids, "error": error, "reason": reason})
     return live
 
 

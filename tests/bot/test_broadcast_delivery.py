@@ -4,6 +4,7 @@ reply lane, crash recovery and opt-outs, through the real service and outbox wor
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time as time_module
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -428,3 +429,34 @@ def test_after_a_crash_only_the_broadcast_row_in_flight_is_in_doubt(sync_db: Lon
     got = _run(sync_db, lambda conn: {r.payload["text"]: r.status
                                       for r in conn.execute(select(outbox_t))})
     assert got == {"reply": "pending", "b-claimed": "pending", "b-in-flight": "unconfirmed"}
+
+
+async def test_the_scheduler_queues_in_small_steps_with_the_loop_free_between(
+        lontar: Lontar) -> None:
+    """1,000 recipients were queued in one transaction, on the event loop's thread (SQLite):
+    60-100 ms in which no send left, after which the sends stamped before went out together
+    (bench/broadcast.py: Telegram 429s). Now each step is QUEUE_STEP recipients and other
+    work runs between steps."""
+    from bot.jobs import QUEUE_STEP, run_broadcasts
+
+    _tx(lontar, lambda conn: conn.execute(insert(contact_t), [
+        {"channel": "telegram", "external_id": f"step-{i}", "language": "id",
+         "opted_in": True, "created_at": NOW} for i in range(2 * QUEUE_STEP + 50)]))
+    bid = _approved(lontar)
+    _run(lontar, lambda conn: broadcasts.schedule(conn, lontar.content, bid, NOW))
+    seen: list[int] = []  # rows queued, each time other work got the loop
+    running = True
+
+    async def other_work() -> None:
+        while running:
+            seen.append(len(_outbox(lontar, bid)))
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_work())
+    await asyncio.sleep(0)  # it has started
+    await run_broadcasts(lontar)
+    running = False
+    await task
+    assert len(_outbox(lontar, bid)) == 2 * QUEUE_STEP + 50  # the whole batch in one run
+    steps = [b - a for a, b in itertools.pairwise(seen) if b > a]
+    assert len(steps) >= 2 and max(steps) <= QUEUE_STEP, seen
