@@ -43,6 +43,10 @@ REPORT_FIELDS = ("contact_id", "channel", "outcome", "sent_at", "whatsapp_templa
                  "opted_out_after")
 CHANNELS = ("telegram", "whatsapp")
 HEADER_WORDS = {"channel", "kanal", "external_id", "id", "chat_id", "number", "nomor"}
+# `broadcast edit --clear NAME`: the option it empties -> the argument's dest
+CLEARABLE = {"text-en": "text_en", "image": "image", "button": "buttons",
+             "channel": "channels", "lang": "languages", "kecamatan": "kecamatan",
+             "kelurahan": "kelurahan", "service": "services", "tag": "tags"}
 
 
 class UsageError(Exception):
@@ -52,28 +56,10 @@ class UsageError(Exception):
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bc = sub.add_parser("broadcast", help="outreach broadcasts (draft, approve, send, report)")
     b = bc.add_subparsers(dest="action", required=True)
-    cr = b.add_parser("create", help="store a draft and print its audience size")
-    cr.add_argument("--title", required=True)
-    text = cr.add_mutually_exclusive_group(required=True)
-    text.add_argument("--text", help="the message in Indonesian")
-    text.add_argument("--text-file", type=Path, help="read the Indonesian text (- for stdin)")
-    en = cr.add_mutually_exclusive_group()
-    en.add_argument("--text-en", help="the message in English (English-speaking contacts)")
-    en.add_argument("--text-en-file", type=Path)
-    cr.add_argument("--image", type=Path, help="a JPEG or PNG, at most 5 MB")
-    cr.add_argument("--button", dest="buttons", action="append", default=[],
-                    metavar="TOPIC", help="a topic button under the message (up to 3)")
-    cr.add_argument("--channel", dest="channels", action="append", default=[],
-                    choices=CHANNELS)
-    cr.add_argument("--lang", dest="languages", action="append", default=[],
-                    choices=("id", "en"))
-    cr.add_argument("--kecamatan", action="append", default=[], metavar="ID")
-    cr.add_argument("--kelurahan", action="append", default=[], metavar="KEC:CODE")
-    cr.add_argument("--service", dest="services", action="append", default=[],
-                    metavar="TOPIC", help="contacts who asked about this topic")
-    cr.add_argument("--open-application", action="store_true",
-                    help="contacts following an application still in progress")
-    cr.add_argument("--tag", dest="tags", action="append", default=[])
+    _composing(b.add_parser("create", help="store a draft and print its audience size"))
+    ed = b.add_parser("edit", help="change a draft (not yet approved): only the options given")
+    ed.add_argument("id", type=int)
+    _composing(ed, edit=True)
     ls = b.add_parser("list", help="recent broadcasts")
     ls.add_argument("--limit", type=int, default=30)
     for name, what in (("show", "every field, audience size now and progress"),
@@ -118,13 +104,46 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     c.add_parser("tags", help="contacts per tag")
 
 
+def _composing(p: argparse.ArgumentParser, edit: bool = False) -> None:
+    """The message and audience options, defined once for create and edit. On edit none is
+    required and an option not given is None (kept as stored); a repeatable one given
+    replaces the stored list, and --clear empties a field."""
+    many: dict[str, Any] = {"action": "append", "default": None if edit else []}
+    p.add_argument("--title", required=not edit)
+    text = p.add_mutually_exclusive_group(required=not edit)
+    text.add_argument("--text", help="the message in Indonesian")
+    text.add_argument("--text-file", type=Path, help="read the Indonesian text (- for stdin)")
+    en = p.add_mutually_exclusive_group()
+    en.add_argument("--text-en", help="the message in English (English-speaking contacts)")
+    en.add_argument("--text-en-file", type=Path)
+    p.add_argument("--image", type=Path, help="a JPEG or PNG, at most 5 MB"
+                   + ("; replaces the draft's picture" if edit else ""))
+    p.add_argument("--button", dest="buttons", metavar="TOPIC", **many,
+                   help="a topic button under the message (up to 3)")
+    p.add_argument("--channel", dest="channels", choices=CHANNELS, **many)
+    p.add_argument("--lang", dest="languages", choices=("id", "en"), **many)
+    p.add_argument("--kecamatan", metavar="ID", **many)
+    p.add_argument("--kelurahan", metavar="KEC:CODE", **many)
+    p.add_argument("--service", dest="services", metavar="TOPIC", **many,
+                   help="contacts who asked about this topic")
+    p.add_argument("--open-application", default=None if edit else False,
+                   action=argparse.BooleanOptionalAction if edit else "store_true",
+                   help="contacts following an application still in progress")
+    p.add_argument("--tag", dest="tags", metavar="TAG", **many)
+    if edit:
+        p.add_argument("--clear", action="append", default=[], choices=CLEARABLE,
+                       help="empty a field: no English text, no picture, no buttons, or no "
+                            "filter of that kind (repeatable)")
+
+
 def run(lontar: Lontar, args: argparse.Namespace) -> int:
     """Dispatch, turning every expected failure into one line on stderr."""
     from bot.services.broadcasts import BroadcastError
 
     commands: dict[str, Callable[[Lontar, argparse.Namespace], int]] = {
-        "create": _create, "list": _list, "show": _show, "approve": _approve, "send": _send,
-        "pause": _life, "resume": _life, "cancel": _life, "test": _test, "report": _report,
+        "create": _create, "edit": _edit, "list": _list, "show": _show, "approve": _approve,
+        "send": _send, "pause": _life, "resume": _life, "cancel": _life, "test": _test,
+        "report": _report,
     } if args.command == "broadcast" else {"tag": _tag, "untag": _tag, "tags": _tags}
     try:
         return commands[args.action](lontar, args)
@@ -167,6 +186,69 @@ def _create(lontar: Lontar, args: argparse.Namespace) -> int:
           f"(lontar broadcast approve {broadcast_id} --by USERNAME)")
     print(f"audience now: {reach} contacts ({audience.describe(lontar.content)})")
     return 0
+
+
+def _edit(lontar: Lontar, args: argparse.Namespace) -> int:
+    """Change the options given and keep the rest, checked as on create; a draft only."""
+    from bot.services import broadcasts as bc
+
+    cleared = {CLEARABLE[c] for c in args.clear}
+    given = {d for d in CLEARABLE.values() if getattr(args, d) is not None}
+    given |= {"text_en"} if args.text_en_file is not None else set()
+    both = sorted(c for c in set(args.clear) if CLEARABLE[c] in given)
+    if both:
+        raise UsageError(f"--clear {', '.join(both)}: a new value is given too")
+    text_id = _text(args.text, args.text_file)
+    text_en = _text(args.text_en, args.text_en_file)
+    folder, name = images.folder(lontar.settings.data_dir), None
+    if args.image is not None:
+        name = store_image(args.image, folder)
+
+    def new(field: str, value: Any, stored: Any, empty: Any = None) -> Any:
+        return empty if field in cleared else stored if value is None else value
+
+    try:
+        with lontar.db.engine.begin() as conn:
+            row = bc.get(conn, args.id)
+            audience = _edited_audience(bc.audience_of(row), args, cleared)
+            done = bc.update_draft(
+                conn, lontar.content, args.id, title=new("title", args.title, row.title),
+                text_id=new("text_id", text_id, row.text_id),
+                text_en=new("text_en", text_en, row.text_en),
+                buttons=new("buttons", args.buttons, row.buttons, []), audience=audience,
+                image=new("image", name, row.image), staff_id=None, now=datetime.now(UTC))
+            reach = bc.reach(conn, lontar.content, audience)
+    except BaseException:
+        if name is not None:  # refused: keep no orphan picture
+            (folder / name).unlink(missing_ok=True)
+        raise
+    if done.dropped_image is not None:
+        with lontar.db.engine.begin() as conn:
+            images.remove_unused(conn, folder, done.dropped_image)
+    if not done.changed:
+        print(f"broadcast {args.id}: nothing changed")
+        return 0
+    print(f"broadcast {args.id} changed ({', '.join(done.changed)}); still a draft: needs "
+          f"approval by an admin (lontar broadcast approve {args.id} --by USERNAME)")
+    print(f"audience now: {reach} contacts ({audience.describe(lontar.content)})")
+    return 0
+
+
+def _edited_audience(was: Audience, args: argparse.Namespace, cleared: set[str]) -> Audience:
+    """The stored filters with those given replaced and those cleared emptied."""
+    from bot.services.audience import TAG_PATTERN, Audience
+
+    fields = was.model_dump()
+    for field in ("channels", "languages", "kecamatan", "kelurahan", "services", "tags"):
+        value = getattr(args, field)
+        if field in cleared:
+            fields[field] = ()
+        elif value is not None:
+            fields[field] = tuple(_tag_name(t, TAG_PATTERN) for t in value) \
+                if field == "tags" else tuple(value)
+    if args.open_application is not None:
+        fields["open_application"] = args.open_application
+    return Audience.model_validate(fields)
 
 
 def _text(value: str | None, path: Path | None) -> str | None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Connection
 
-from bot.services import alerts, application_reminders, broadcasts, privacy
+from bot.services import alerts, application_reminders, broadcast_images, broadcasts, privacy
 from bot.services.complaints import add_working_days
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # how often running broadcasts get their next batch: a batch covers far more than this at 30/s
 BROADCAST_TICK_SECONDS = 2
-QUEUE_STEP = 100  # recipients queued per transaction (see run_broadcasts)
+QUEUE_STEP = 50  # recipients queued per transaction (see run_broadcasts)
 # stored updates nobody processed: left alone while a turn may still be under way, retried
 # for a while (a receiver died, the database failed a turn), then left (a turn that fails
 # every time would otherwise be retried forever)
@@ -75,7 +75,7 @@ async def run_broadcasts(lontar: Lontar) -> None:
     loop free in between: SQLite work runs on the loop's thread, and 1,000 recipients in one
     transaction held it 60-100 ms (bench/broadcast.py), longer than the Telegram sender's
     20 ms of room for timing jitter; sends stamped before such a stall arrived together after
-    it, and Telegram counted 31 in a second (a 429).
+    it, and Telegram counted 31 in a second (a 429). A step of 100 still took 10-20 ms.
     """
     for _ in range(broadcasts.BATCH // QUEUE_STEP):
         try:
@@ -94,7 +94,8 @@ async def run_broadcasts(lontar: Lontar) -> None:
 async def purge_personal_data(lontar: Lontar, now: datetime | None = None) -> tuple[int, int]:
     """Retention (UU 27/2022 Ps 42-43): delete citizens' messages and the files they sent
     once older than LONTAR_RETENTION_INBOUND_DAYS / _ATTACHMENT_DAYS; a still-open ticket's
-    files stay. Returns (messages, files) deleted."""
+    files stay. Also, as daily housekeeping, broadcast pictures no broadcast uses (a day
+    old: bot/services/broadcast_images.py). Returns (messages, files) deleted."""
     now = now or datetime.now(UTC)
     s = lontar.settings
     cc = lontar.content.complaints
@@ -114,6 +115,14 @@ async def purge_personal_data(lontar: Lontar, now: datetime | None = None) -> tu
         log.exception("retention purge failed")
     if messages or files:
         log.info("retention: %d messages and %d files deleted", messages, files)
+    try:  # staff's files, not citizens': counted apart, and a failure above does not skip it
+        pictures = await lontar.db.transaction(
+            broadcast_images.sweep, broadcast_images.folder(s.data_dir), now)
+    except Exception:  # a failed run is retried at the next one; never kill the scheduler
+        log.exception("unused broadcast pictures not removed")
+    else:
+        if pictures:
+            log.info("retention: %d unused broadcast pictures deleted", pictures)
     return messages, files
 
 

@@ -98,6 +98,21 @@ def clock() -> Clock:
 Run = Callable[..., tuple[int, str, str]]
 
 
+def cli_lontar(data_dir: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A Lontar built from the environment as `lontar` commands build it, in `data_dir`: no
+    platform tokens, no quiet hours, the default content and database; for the `run`
+    fixture's `app`."""
+    from bot.app import build
+    from bot.config import load_settings
+
+    monkeypatch.setenv("LONTAR_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("LONTAR_LOG_LEVEL", "WARNING")
+    for name in ("TELEGRAM_BOT_TOKEN", "WHATSAPP_ACCESS_TOKEN", "LONTAR_QUIET_START",
+                 "LONTAR_QUIET_END", "DATABASE_URL", "LONTAR_CONTENT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    return build(load_settings())
+
+
 @pytest.fixture
 def run(app: Any, capsys: pytest.CaptureFixture[str]) -> Run:
     """`lontar ARGS...` in this process against the module's `app` fixture: (code, out, err)."""

@@ -19,13 +19,12 @@ import pytest
 from sqlalchemy import Engine, insert, select, update
 
 from bot import broadcast_cli
-from bot.app import Lontar, build
-from bot.config import load_settings
+from bot.app import Lontar
 from bot.models import broadcast_t, contact_t, outbox_t, tag_t
 from bot.outbox import HELD, PENDING, SENT
 from bot.services import broadcasts
 from bot.services.staff import create_user
-from tests.conftest import Run
+from tests.conftest import Run, cli_lontar
 from tests.procs import ROOT, env_for, lontar_cmd
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
@@ -34,12 +33,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 @pytest.fixture
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lontar]:
     """The database the commands use, with an admin, a staff member and six contacts."""
-    monkeypatch.setenv("LONTAR_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("LONTAR_LOG_LEVEL", "WARNING")
-    for name in ("TELEGRAM_BOT_TOKEN", "WHATSAPP_ACCESS_TOKEN", "LONTAR_QUIET_START",
-                 "LONTAR_QUIET_END", "DATABASE_URL", "LONTAR_CONTENT_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    lontar = build(load_settings())
+    lontar: Lontar = cli_lontar(tmp_path, monkeypatch)
     now = datetime.now(UTC)
     with lontar.db.engine.begin() as conn:
         create_user(conn, "boss", "a long password", "admin")

@@ -8,6 +8,10 @@ item never fails a batch (Meta would redeliver the whole batch for days).
 Outside the 24-hour customer-service window a message goes out as an approved template
 (utility for notifications, marketing for outreach), its text as the one body parameter; with
 no template configured the row becomes unsendable with the reason, for staff to see.
+
+A broadcast's picture goes out inside the window only (bot/channels/whatsapp_pictures.py): uploaded
+once per process and reused by media id. The template path stays text-only, because a template
+with an image header is a different template Meta must approve first.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import logging
 import re
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,6 +33,8 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from bot.attachments import ACCEPTED_TYPES, attachment_path
 from bot.channels.text import split_text
+from bot.channels.whatsapp_client import RETRY_AFTER, RETRYABLE, GraphError, WhatsAppClient
+from bot.channels.whatsapp_pictures import MEDIA_FAILED, Pictures, with_picture
 from bot.config import Settings
 from bot.db import Database
 from bot.inbox import Inbound, Inbox
@@ -37,6 +42,7 @@ from bot.lanes import ChatLanes
 from bot.logs import request_scope
 from bot.models import PRIORITY_BROADCAST, contact_t, inbound_t, outbox_t
 from bot.outbox import Delivered, Meta, Recipient, SendError, mark_contact
+from bot.services import broadcast_images as images
 from bot.services import consent
 from flows.content import Content
 from flows.types import Lang, Reply
@@ -46,8 +52,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "whatsapp"
 WINDOW = timedelta(hours=24) - timedelta(minutes=15)  # a margin: contact times are to the minute
 IMAGE_MAX = 5 * 1024 * 1024  # Meta's own limit for images
-RETRYABLE = {1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057}
-RETRY_AFTER = {130429: 1.0, 131057: 60.0}  # seconds; 131056 uses the pair interval
 NEEDS_TEMPLATE = 131047
 UNREACHABLE = 131026
 OPTED_OUT = 131050
@@ -57,76 +61,6 @@ OTHER_KINDS = {"location": "location", "contacts": "contact", "sticker": "sticke
                "audio": "audio", "voice": "voice", "video": "video"}
 
 
-class GraphError(Exception):
-    def __init__(self, status: int, code: int, message: str):
-        super().__init__(f"{status} (#{code}) {message}")
-        self.status, self.code = status, code
-
-
-# --- the client ------------------------------------------------------------------------------
-
-
-class WhatsAppClient:
-    """The few Graph API calls Lontar makes, with the bearer token."""
-
-    def __init__(self, settings: Settings):
-        self.base = settings.whatsapp_api_base_url.rstrip("/")
-        self.phone_id = settings.whatsapp_phone_number_id
-        self._headers = {"Authorization": f"Bearer {settings.whatsapp_access_token}"}
-        self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                headers=self._headers, timeout=aiohttp.ClientTimeout(total=30))
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    async def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        async with self.session.request(method, url, **kwargs) as resp:
-            try:
-                data = await resp.json(content_type=None)
-            except (ValueError, aiohttp.ContentTypeError):
-                data = {}
-            if resp.status >= 400 or "error" in data:
-                err = data.get("error", {}) if isinstance(data, dict) else {}
-                raise GraphError(resp.status, int(err.get("code", 0) or 0),
-                                 str(err.get("message", resp.reason)))
-            return data if isinstance(data, dict) else {}
-
-    async def send(self, to: str, message: dict[str, Any]) -> str:
-        body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
-                **message}
-        data = await self._call("POST", f"{self.base}/{self.phone_id}/messages", json=body)
-        return str(data["messages"][0]["id"])
-
-    async def mark_read(self, wamid: str) -> None:
-        await self._call("POST", f"{self.base}/{self.phone_id}/messages", json={
-            "messaging_product": "whatsapp", "status": "read", "message_id": wamid})
-
-    async def media_info(self, media_id: str) -> dict[str, Any]:
-        return await self._call("GET", f"{self.base}/{media_id}")
-
-    async def download(self, url: str, dest: Path, limit: int) -> int:
-        """Stream to `dest`; stop and delete past `limit` bytes (return -1)."""
-        size = 0
-        async with self.session.get(url) as resp:
-            if resp.status >= 400:
-                raise GraphError(resp.status, 0, "media download failed")
-            with dest.open("wb") as fh:
-                async for chunk in resp.content.iter_chunked(65536):
-                    size += len(chunk)
-                    if size > limit:
-                        break
-                    fh.write(chunk)
-        if size > limit:
-            dest.unlink(missing_ok=True)
-            return -1
-        return size
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -195,6 +129,7 @@ class WhatsAppSender:
         # slow Graph API call is not yet a sent row, and must not leave room for another
         self._initiated: tuple[date, set[int]] = (date.min, set())
         self._budget_lock = asyncio.Lock()
+        self.pictures = Pictures(client, images.folder(settings.data_dir))
 
     async def send(self, contact: Recipient, reply: Reply, meta: Meta) -> Delivered:
         lang: Lang = "en" if contact.language == "en" else "id"
@@ -202,14 +137,43 @@ class WhatsAppSender:
         open_window = last is not None and datetime.now(UTC) - last < WINDOW
         if open_window and not meta.force_template:
             try:
-                wamid = ""
-                for message in render(reply, self.content, lang):
-                    wamid = await self.client.send(contact.external_id, message)
-                return Delivered(wamid)
+                return Delivered(await self._free_form(contact.external_id, reply, meta, lang))
             except GraphError as exc:
                 if exc.code != NEEDS_TEMPLATE:
                     raise self._error(exc) from exc
         return await self._send_template(contact, reply, meta)
+
+    async def _free_form(self, to: str, reply: Reply, meta: Meta, lang: Lang) -> str:
+        """The rendered reply, with the broadcast's picture if it has one.
+
+        The picture rides on the first message, so a media error comes before anything else
+        went out: then the id is re-uploaded and the whole reply sent once more, and if Meta
+        refuses the fresh one too, the text goes alone.
+        """
+        messages = render(reply, self.content, lang)
+        if not meta.image:
+            return await self._send_all(to, messages)
+        stale: str | None = None
+        for _ in range(2):
+            media_id = await self.pictures.get(meta.image, stale)
+            if media_id is None:
+                break
+            try:
+                return await self._send_all(to, with_picture(messages, media_id))
+            except GraphError as exc:
+                if not await self.pictures.gone(exc, media_id):
+                    raise
+                log.info("WhatsApp refused the media id of picture %r (%s)", meta.image, exc)
+                stale = media_id
+        else:
+            self.pictures.drop(meta.image, "Meta refused a fresh upload too")
+        return await self._send_all(to, messages)
+
+    async def _send_all(self, to: str, messages: list[dict[str, Any]]) -> str:
+        wamid = ""
+        for message in messages:
+            wamid = await self.client.send(to, message)
+        return wamid
 
     async def _send_template(self, contact: Recipient, reply: Reply, meta: Meta) -> Delivered:
         marketing = meta.category == "marketing" or (
@@ -323,7 +287,9 @@ class WhatsAppChannel:
                 if field == "messages":
                     stored += await self._messages(value)
                     for status in _items(value, "statuses"):
-                        await self._apply(_apply_status, status)
+                        stale = await self._apply(_apply_status, status)
+                        if stale is not None:  # reaches this process's sender only: the
+                            self.sender.pictures.forget(*stale)  # 2nd failure drops the picture
                 elif field == "user_preferences":
                     for pref in _items(value, "user_preferences"):
                         await self._apply(_preference, pref)
@@ -335,13 +301,14 @@ class WhatsAppChannel:
             self.lanes.submit(item[1], partial(self._after, *item))
         return web.json_response({"ok": True})
 
-    async def _apply(self, apply: Any, item: dict[str, Any]) -> None:
+    async def _apply(self, apply: Any, item: dict[str, Any]) -> Any:
         """A status or a preference change; a malformed one is skipped with a warning."""
         try:
-            await self.inbox.db.transaction(apply, item)
+            return await self.inbox.db.transaction(apply, item)
         except MALFORMED as exc:
             log.warning("malformed WhatsApp %s skipped: %s", apply.__name__.strip("_"),
                         type(exc).__name__)
+            return None
 
     async def _messages(self, value: dict[str, Any]) -> list[tuple[int, str, str, dict[str, Any]]]:
         names = {c["wa_id"]: _name(c) for c in _items(value, "contacts")
@@ -459,31 +426,49 @@ def parse_message(msg: dict[str, Any]) -> tuple[str, dict[str, Any], datetime]:
 
 
 _FIND_SENT = select(outbox_t.c.id, outbox_t.c.delivery, outbox_t.c.status,
-                    outbox_t.c.contact_id, outbox_t.c.payload, outbox_t.c.attempts).where(
+                    outbox_t.c.contact_id, outbox_t.c.payload, outbox_t.c.attempts,
+                    outbox_t.c.sent_at).where(
     outbox_t.c.channel == CHANNEL, outbox_t.c.platform_message_id == bindparam("wamid"))
 
 
-def _apply_status(conn: Connection, status: dict[str, Any]) -> None:
-    """Keep the highest status seen; a failure is handled like a failed send."""
+def _apply_status(conn: Connection,
+                  status: dict[str, Any]) -> tuple[str, datetime | None] | None:
+    """Keep the highest status seen; a failure is handled like a failed send.
+
+    Returns (picture, sent at) when Meta failed a message over its picture, so the sender
+    can drop the media id it used.
+    """
     row = conn.execute(_FIND_SENT, {"wamid": str(status["id"])}).first()
     if row is None:
-        return
+        return None
     name = str(status.get("status", ""))
     if name in STATUS_RANK:
         if STATUS_RANK[name] > STATUS_RANK.get(row.delivery or "", 0):
             conn.execute(update(outbox_t).where(outbox_t.c.id == row.id)
                          .values(delivery=name))
-        return
+        return None
     if name != "failed" or row.delivery == "failed":
-        return
+        return None
     errors = status.get("errors") or [{}]
     code = int(errors[0].get("code", 0) or 0)
     values: dict[str, Any] = {"delivery": "failed", "last_error": f"#{code} "
                               f"{errors[0].get('title', '')}"[:1000]}
     now = datetime.now(UTC)
+    picture = row.payload.get("image")
+    stale: tuple[str, datetime | None] | None = None
     if code == NEEDS_TEMPLATE:  # the window was closed: try again as a template
         values.update(status="pending", next_attempt_at=now, delivery=None,
                       payload={**row.payload, "force_template": True})
+    elif code == MEDIA_FAILED and picture:
+        # Meta accepted the message, then could not use its picture (an expired id, most
+        # likely): once more with a fresh upload, and if that fails too, the text alone
+        again = bool(row.payload.get("picture_retried"))
+        if again:
+            log.warning("broadcast picture %r failed twice at WhatsApp; sending the text alone",
+                        picture)
+        values.update(status="pending", next_attempt_at=now, delivery=None, payload={
+            **row.payload, "picture_retried": True, **({"image": None} if again else {})})
+        stale = (str(picture), row.sent_at)
     elif code in RETRYABLE and row.attempts < 8:
         values.update(status="pending", delivery=None,
                       next_attempt_at=now + timedelta(seconds=2 ** row.attempts))
@@ -494,6 +479,7 @@ def _apply_status(conn: Connection, status: dict[str, Any]) -> None:
         mark_contact(conn, row.contact_id, blocked=code == UNREACHABLE,
                      opted_out=code == OPTED_OUT)
     conn.execute(update(outbox_t).where(outbox_t.c.id == row.id).values(**values))
+    return stale
 
 
 def _preference(conn: Connection, pref: dict[str, Any]) -> None:

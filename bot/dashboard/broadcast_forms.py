@@ -123,9 +123,34 @@ class BroadcastForm:
             f.audience = audience
         return f
 
+    @classmethod
+    def of(cls, row: Any) -> BroadcastForm:
+        """A stored draft as its edit form shows it."""
+        a = broadcasts.audience_of(row)
+        return cls(title=row.title, text_id=row.text_id, text_en=row.text_en or "",
+                   buttons=[*row.buttons, "", "", ""][:3], channels=list(a.channels),
+                   languages=list(a.languages), kecamatan=list(a.kecamatan),
+                   kelurahan=list(a.kelurahan), services=list(a.services),
+                   open_application=a.open_application, tags=", ".join(a.tags),
+                   image=row.image or "")
+
     @property
     def chosen_buttons(self) -> list[str]:
         return list(dict.fromkeys(b for b in self.buttons if b))
+
+    async def take_image(self, form: MultiDictProxy[Any], folder: Path) -> None:
+        """Settle the picture: a new upload replaces the one kept from an earlier submit (or
+        the draft's own, when editing). A kept one whose file is gone (an upload left on a
+        form for over a day is swept) is an error: saving without it would drop it unseen."""
+        upload = form.get("image")
+        if isinstance(upload, FileField) and upload.filename:
+            try:
+                self.image = await store_image(upload, folder)
+            except ImageError as exc:
+                self.errors.append(str(exc))
+        elif self.image and image_path(folder, self.image) is None:
+            self.image = ""
+            self.errors.append("Gambar yang diunggah sebelumnya sudah tidak ada: pilih lagi.")
 
 
 async def store_image(upload: FileField, folder: Path) -> str:

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from aiohttp.web_request import FileField
 from sqlalchemy import Connection, func, select
 
 from bot.dashboard import broadcast_forms as bf
@@ -27,6 +26,7 @@ from bot.dashboard.notice_pages import _local as local_to_utc
 from bot.dashboard.reports import safe_cell
 from bot.models import broadcast_t, outbox_t, staff_t
 from bot.outbox import SENT
+from bot.services import broadcast_images as images
 from bot.services import broadcasts
 from bot.services import staff as accounts
 from bot.services.broadcasts import BroadcastError
@@ -54,6 +54,9 @@ def add_routes(d: Dashboard, app: web.Application) -> None:
     r.add_get(f"/admin/broadcasts/{ID}/image", d._guard(lambda req, s: image(d, req, s)))
     r.add_get(f"/admin/broadcasts/{ID}/report.csv",
               d._guard(lambda req, s: report_csv(d, req, s)))
+    # before the actions' pattern, which "edit" also matches
+    r.add_post(f"/admin/broadcasts/{ID}/edit",
+               _upload(d, d._guard(lambda req, s: edit(d, req, s), act=True)))
     r.add_post(f"/admin/broadcasts/{ID}/{{action:[a-z]{{1,16}}}}",
                d._guard(lambda req, s: act(d, req, s), act=True))
 
@@ -100,12 +103,19 @@ async def _list(d: Dashboard, session: Session, form: bf.BroadcastForm, status: 
                 size: int | None = None) -> web.Response:
     rows, sent = await d.db.transaction(_rows)
     return d.render("broadcasts.html", status, session=session, rows=rows, sent=sent,
-                    form=form, size=size, status_label=bf.STATUS,
+                    status_label=bf.STATUS,
                     describe=lambda r: broadcasts.audience_of(r).describe(d.content),
-                    topics=bf.topics(d.content), kelurahan=bf.kelurahan(d.content),
-                    kecamatan={k.id: k.name for k in d.content.kecamatan},
-                    text_max=broadcasts.TEXT_MAX, caption_max=broadcasts.CAPTION_MAX,
-                    title_max=broadcasts.TITLE_MAX)
+                    **_compose(d, form, size))
+
+
+def _compose(d: Dashboard, form: bf.BroadcastForm, counted: int | None,
+             editing: int | None = None) -> dict[str, Any]:
+    """What broadcast_form.html needs, composing a new draft or editing draft `editing`."""
+    return {"form": form, "counted": counted, "editing": editing,
+            "topics": bf.topics(d.content), "kelurahan": bf.kelurahan(d.content),
+            "kecamatan": {k.id: k.name for k in d.content.kecamatan},
+            "text_max": broadcasts.TEXT_MAX, "caption_max": broadcasts.CAPTION_MAX,
+            "title_max": broadcasts.TITLE_MAX}
 
 
 async def list_page(d: Dashboard, request: web.Request, session: Session) -> web.Response:
@@ -118,14 +128,7 @@ async def create(d: Dashboard, request: web.Request, session: Session) -> web.St
     an error does not make staff choose it again."""
     form = await request.post()
     f = bf.BroadcastForm.parse(form, d.content)
-    if f.image and bf.image_path(_folder(d), f.image) is None:
-        f.image = ""
-    upload = form.get("image")
-    if isinstance(upload, FileField) and upload.filename:
-        try:
-            f.image = await bf.store_image(upload, _folder(d))
-        except bf.ImageError as exc:
-            f.errors.append(str(exc))
+    await f.take_image(form, _folder(d))
     audience = f.audience
     if f.errors or audience is None:
         return await _list(d, session, f, 422)
@@ -178,18 +181,22 @@ def _quiet(d: Dashboard, now: datetime) -> dict[str, Any]:
 
 
 async def _detail(d: Dashboard, request: web.Request, session: Session, status: int = 200,
-                  error: str = "") -> web.Response:
+                  error: str = "", form: bf.BroadcastForm | None = None,
+                  counted: int | None = None) -> web.Response:
+    """The page; `form` is the edit form as typed (opened), else the draft as stored."""
     broadcast_id, now = int(request.match_info["id"]), datetime.now(UTC)
     ctx = await d.db.transaction(_context, d, broadcast_id, session.staff.id, now)
     if ctx is None:
         return d.render("error.html", 404, session=session, message=NOT_FOUND)
     row = ctx["b"]
+    if form is not None and form.errors and row.status != broadcasts.DRAFT:
+        error = error or " ".join(form.errors)  # no edit form on the page to show them in
     langs: list[Lang] = ["id", "en"] if row.text_en else ["id"]
     done, n = request.query.get("ok", ""), request.query.get("n", "0")
     p = ctx["p"]
     return d.render(
         "broadcast.html", status, session=session, error=error, now=now,
-        done=done if done in (*ACTIONS, "create", "notice") else "",
+        done=done if done in (*ACTIONS, "create", "notice", "edit") else "",
         n=int(n) if n.isdigit() and len(n) < 9 else 0,
         previews=[bf.preview(row, lang, d.content) for lang in langs],
         describe=ctx["audience"].describe(d.content), status_label=bf.STATUS,
@@ -197,7 +204,37 @@ async def _detail(d: Dashboard, request: web.Request, session: Session, status: 
         bar_max=max(p.planned, p.done + p.waiting, 1), live=row.status in LIVE,
         before_sending=row.status in BEFORE_SENDING,
         default_at=now.astimezone(d.tz).strftime("%Y-%m-%dT%H:%M"),
+        edit_open=form is not None, **_compose(d, form or bf.BroadcastForm.of(row), counted,
+                                                 broadcast_id),
         **_quiet(d, now), **ctx)
+
+
+async def edit(d: Dashboard, request: web.Request, session: Session) -> web.StreamResponse:
+    """Correct a draft from the form on its page, or count the audience as typed; the rules
+    of composing apply (`_guard` has checked the role and CSRF). The picture the draft no
+    longer uses is deleted once the change is committed, unless another broadcast uses it."""
+    broadcast_id = int(request.match_info["id"])
+    form = await request.post()
+    f = bf.BroadcastForm.parse(form, d.content)
+    await f.take_image(form, _folder(d))
+    audience = f.audience
+    if f.errors or audience is None:
+        return await _detail(d, request, session, 422, form=f)
+    if form.get("do") == "count":
+        return await _detail(d, request, session, form=f, counted=await d.db.transaction(
+            broadcasts.reach, d.content, audience))
+    staff, ip, now = session.staff, request.remote, datetime.now(UTC)
+    try:
+        done = await d.db.transaction(lambda conn: broadcasts.update_draft(
+            conn, d.content, broadcast_id, title=f.title, text_id=f.text_id,
+            text_en=f.text_en or None, buttons=f.chosen_buttons, audience=audience,
+            image=f.image or None, staff_id=staff.id, now=now, ip=ip))
+    except BroadcastError as exc:
+        f.errors.append(f"Belum bisa disimpan: {exc}.")
+        return await _detail(d, request, session, 422, form=f)
+    if done.dropped_image:
+        await d.db.transaction(images.remove_unused, _folder(d), done.dropped_image)
+    raise web.HTTPSeeOther(f"/admin/broadcasts/{broadcast_id}?ok=edit&n={len(done.changed)}")
 
 
 async def detail_page(d: Dashboard, request: web.Request, session: Session) -> web.Response:
@@ -225,7 +262,7 @@ def _step(d: Dashboard, action: str, broadcast_id: int, form: Any, session: Sess
         detail: dict[str, Any] = {}
         channels: set[str] = set()
         if action == "approve":
-            broadcasts.approve(conn, broadcast_id, staff.id, now)
+            broadcasts.approve(conn, broadcast_id, staff.id, now, _seen(form))
             n = 0
         elif action in ("send", "schedule"):
             n = broadcasts.schedule(conn, content, broadcast_id, now, at)
@@ -257,6 +294,14 @@ def _step(d: Dashboard, action: str, broadcast_id: int, form: Any, session: Sess
         return n, channels
 
     return run
+
+
+def _seen(form: Any) -> datetime | None:
+    """The draft's `updated_at` as the approving admin's page showed it."""
+    try:
+        return datetime.fromisoformat(str(form.get("seen", ""))[:40])
+    except ValueError:
+        return None
 
 
 async def act(d: Dashboard, request: web.Request, session: Session) -> web.StreamResponse:

@@ -40,6 +40,7 @@ from bot.outbox import (
 )
 from bot.services.audience import Audience, size
 from bot.services.audience import batch as audience_batch
+from bot.services.staff import audit
 from flows.content import Content
 from flows.screens import topic_target
 from flows.types import Lang, Option, Reply
@@ -58,6 +59,9 @@ OPEN = (PENDING, SENDING, IN_FLIGHT)
 
 class BroadcastError(ValueError):
     """A request staff must correct; the message is shown to them (Indonesian)."""
+
+
+CHANGED = "siaran baru saja diubah orang lain: muat ulang halaman lalu periksa lagi"
 
 
 # --- composing and the life cycle -----------------------------------------------------------
@@ -83,24 +87,77 @@ def validate(content: Content, *, title: str, text_id: str, text_en: str | None,
         raise BroadcastError("; ".join(problems))
 
 
+def _composed(content: Content, *, title: str, text_id: str, text_en: str | None,
+              buttons: list[str] | None, audience: Audience | None,
+              image: str | None) -> dict[str, Any]:
+    """The composed fields as stored, after `validate`: a new draft and an edited one pass
+    through here, so an edit can never store what composing would refuse."""
+    buttons, audience = list(buttons or []), audience or Audience()
+    validate(content, title=title, text_id=text_id, text_en=text_en, buttons=buttons,
+             audience=audience, image=image)
+    return {"title": title.strip(), "text_id": text_id.strip(),
+            "text_en": (text_en or "").strip() or None, "image": image, "buttons": buttons,
+            "audience": audience.model_dump(mode="json")}
+
+
 def create(conn: Connection, content: Content, *, title: str, text_id: str,
            text_en: str | None = None, buttons: list[str] | None = None,
            audience: Audience | None = None, image: str | None = None,
            notice_id: int | None = None, created_by: int | None = None,
            now: datetime) -> int:
     """Store a draft; it needs an admin's approval before it can be sent."""
-    buttons, audience = list(buttons or []), audience or Audience()
-    validate(content, title=title, text_id=text_id, text_en=text_en, buttons=buttons,
-             audience=audience, image=image)
-    return int(conn.execute(insert(broadcast_t), {
-        "title": title.strip(), "status": DRAFT, "text_id": text_id.strip(),
-        "text_en": (text_en or "").strip() or None, "image": image, "buttons": buttons,
-        "audience": audience.model_dump(mode="json"), "notice_id": notice_id,
+    composed = _composed(content, title=title, text_id=text_id, text_en=text_en,
+                         buttons=buttons, audience=audience, image=image)
+    return int(conn.execute(insert(broadcast_t), composed | {
+        "status": DRAFT, "notice_id": notice_id,
         "send_at": None, "created_by": created_by, "created_at": now, "approved_by": None,
         "approved_at": None, "cursor": 0, "queued": 0, "planned": 0, "skipped_blocked": 0,
         "skipped_opted_out": 0, "expanded_at": None, "started_at": None,
         "finished_at": None, "updated_at": now,
     }).inserted_primary_key[0])  # type: ignore[index]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What `update_draft` did: the fields that differ now, and the picture the broadcast no
+    longer uses (the caller removes its file after commit, if no other broadcast uses it)."""
+
+    changed: tuple[str, ...]
+    dropped_image: str | None
+
+
+def update_draft(conn: Connection, content: Content, broadcast_id: int, *, title: str,
+                 text_id: str, text_en: str | None, buttons: list[str] | None,
+                 audience: Audience | None, image: str | None, staff_id: int | None,
+                 now: datetime, ip: str | None = None) -> Edit:
+    """Correct a draft: every composed field is given (the stored ones for what is not
+    changing), checked as on creation. Only a draft, not yet approved: the admin approves a
+    text, and that text is what goes out, so an approved broadcast is cancelled and composed
+    again instead. The audit row names the fields changed, never their text."""
+    row = get(conn, broadcast_id)
+    if row.status != DRAFT:
+        raise BroadcastError(_not_draft(broadcast_id, row.status))
+    composed = _composed(content, title=title, text_id=text_id, text_en=text_en,
+                         buttons=buttons, audience=audience, image=image)
+    # the stored audience read through the model, so a filter added since is no change
+    stored = {k: getattr(row, k) for k in composed} | {
+        "audience": audience_of(row).model_dump(mode="json")}
+    changed = tuple(k for k, v in composed.items() if stored[k] != v)
+    if not changed:
+        return Edit((), None)
+    done = conn.execute(update(broadcast_t).where(broadcast_t.c.id == broadcast_id,
+                                                  broadcast_t.c.status == DRAFT)
+                        .values(updated_at=now, **{k: composed[k] for k in changed}))
+    if not done.rowcount:  # approved or cancelled since it was read
+        raise BroadcastError(_not_draft(broadcast_id, get(conn, broadcast_id).status))
+    audit(conn, staff_id, "broadcast_edit", str(broadcast_id), ip, changed=list(changed))
+    return Edit(changed, row.image if "image" in changed else None)
+
+
+def _not_draft(broadcast_id: int, status: str) -> str:
+    then = "buat siaran baru" if status in (DONE, CANCELLED_B) else "batalkan lalu buat lagi"
+    return (f"siaran {broadcast_id} berstatus {status}: hanya draf yang belum disetujui yang "
+            f"bisa diubah; {then}")
 
 
 def get(conn: Connection, broadcast_id: int) -> Any:
@@ -120,18 +177,29 @@ def audience_of(row: Any) -> Audience:
 
 
 def _move(conn: Connection, broadcast_id: int, allowed: tuple[str, ...], now: datetime,
-          **values: Any) -> Any:
+          seen: datetime | None = None, **values: Any) -> Any:
+    """Change the status, if the broadcast is still in an allowed one when written (another
+    process may have moved it since it was read) and, given `seen`, still as last seen."""
     row = get(conn, broadcast_id)
     if row.status not in allowed:
         raise BroadcastError(f"siaran {broadcast_id} berstatus {row.status}: tidak bisa")
-    conn.execute(update(broadcast_t).where(broadcast_t.c.id == broadcast_id)
-                 .values(updated_at=now, **values))
+    if seen is not None and row.updated_at != seen:
+        raise BroadcastError(CHANGED)
+    where = [broadcast_t.c.id == broadcast_id, broadcast_t.c.status.in_(allowed)]
+    if seen is not None:
+        where.append(broadcast_t.c.updated_at == row.updated_at)
+    done = conn.execute(update(broadcast_t).where(*where).values(updated_at=now, **values))
+    if not done.rowcount:
+        raise BroadcastError(CHANGED)
     return row
 
 
-def approve(conn: Connection, broadcast_id: int, staff_id: int | None, now: datetime) -> None:
-    """An admin's approval (the caller checks the role): only a draft, as it stands."""
-    _move(conn, broadcast_id, (DRAFT,), now, status=APPROVED, approved_by=staff_id,
+def approve(conn: Connection, broadcast_id: int, staff_id: int | None, now: datetime,
+            seen: datetime | None = None) -> None:
+    """An admin's approval (the caller checks the role): only a draft, as it stands. A draft
+    can be edited, so the dashboard passes `seen`, the draft's `updated_at` on the page the
+    admin read: an edit since then refuses the approval instead of approving unread text."""
+    _move(conn, broadcast_id, (DRAFT,), now, seen, status=APPROVED, approved_by=staff_id,
           approved_at=now)
 
 

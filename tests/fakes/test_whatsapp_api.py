@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from tests.fakes.whatsapp_api import (
+    MEDIA_TTL_SECONDS,
     PARAM_WHITESPACE,
     FakeWhatsApp,
     batch,
@@ -641,6 +642,180 @@ async def test_unknown_media_and_bad_download_url(
     fake.media_url_ttl = 0.0
     async with http.get(url, headers=AUTH) as r:
         assert r.status == 404
+
+
+# -- uploads -----------------------------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+def upload_form(
+    data: bytes | None = PNG,
+    mime: str | None = "image/png",
+    product: str | None = "whatsapp",
+    *,
+    part_type: str | None = None,
+) -> aiohttp.FormData:
+    """The multipart body Meta expects; None leaves a field out."""
+    form = aiohttp.FormData()
+    if product is not None:
+        form.add_field("messaging_product", product)
+    if mime is not None:
+        form.add_field("type", mime)
+    if data is not None:
+        form.add_field(
+            "file", data, filename="gambar.png", content_type=part_type or mime or "image/png"
+        )
+    return form
+
+
+async def upload(
+    http: aiohttp.ClientSession,
+    fake: FakeWhatsApp,
+    form: aiohttp.FormData,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    url = f"{fake.base_url}/{PNID}/media"
+    async with http.post(url, data=form, headers=AUTH if headers is None else headers) as r:
+        return r.status, await r.json()
+
+
+async def test_upload_stores_the_bytes_and_returns_an_id(
+    fake: FakeWhatsApp, http: aiohttp.ClientSession
+) -> None:
+    status, body = await upload(http, fake, upload_form())
+    assert status == 200 and set(body) == {"id"}
+    media = fake.media[body["id"]]
+    assert (media.content, media.mime_type, media.filename) == (PNG, "image/png", "gambar.png")
+    assert media.expires_at is not None
+    assert abs(media.expires_at - fake.now() - MEDIA_TTL_SECONDS) < 5
+    async with http.get(f"{fake.base_url}/{body['id']}", headers=AUTH) as r:
+        meta = await r.json()
+    assert (meta["mime_type"], meta["file_size"]) == ("image/png", len(PNG))
+    assert meta["sha256"] == hashlib.sha256(PNG).hexdigest()
+    assert fake.count("upload", 200) == 1 and not fake.sent
+
+
+async def test_upload_needs_the_token_and_the_phone_number_id(
+    fake: FakeWhatsApp, http: aiohttp.ClientSession
+) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        status, body = await upload(http, fake, upload_form(), headers)
+        assert status == 401 and body["error"]["code"] == 190
+    async with http.post(f"{fake.base_url}/999/media", data=upload_form(), headers=AUTH) as r:
+        assert r.status == 400 and (await r.json())["error"]["code"] == 100
+    assert not fake.media
+
+
+@pytest.mark.parametrize(
+    ("form", "detail"),
+    [
+        (upload_form(product=None), "messaging_product"),
+        (upload_form(product="messenger"), "messaging_product"),
+        (upload_form(data=None), "file"),
+        (upload_form(mime=None, part_type="image/png"), "type"),
+    ],
+)
+async def test_upload_missing_field_is_400_code_100(
+    fake: FakeWhatsApp, http: aiohttp.ClientSession, form: aiohttp.FormData, detail: str
+) -> None:
+    status, body = await upload(http, fake, form)
+    assert status == 400
+    assert_graph_error(body, 100, detail)
+    assert not fake.media
+
+
+async def test_upload_json_instead_of_multipart_is_refused(
+    fake: FakeWhatsApp, http: aiohttp.ClientSession
+) -> None:
+    url = f"{fake.base_url}/{PNID}/media"
+    async with http.post(url, json={"messaging_product": "whatsapp"}, headers=AUTH) as r:
+        assert r.status == 400  # none of the form's fields is there
+        assert_graph_error(await r.json(), 100, "messaging_product")
+
+
+async def test_upload_type_size_and_content_checks(
+    fake: FakeWhatsApp, http: aiohttp.ClientSession
+) -> None:
+    status, body = await upload(http, fake, upload_form(b"GIF89a" + PNG, "image/gif"))
+    assert status == 400
+    assert_graph_error(body, 100, "Received file of type 'image/gif'")
+    big = PNG + b"\0" * (5 * 1024 * 1024)
+    status, body = await upload(http, fake, upload_form(big))
+    assert status == 400
+    assert_graph_error(body, 131053, "exceeds the maximum of 5242880 bytes")
+    status, body = await upload(http, fake, upload_form(b"not a picture at all", "image/jpeg"))
+    assert status == 400
+    assert_graph_error(body, 131053, "image/jpeg")
+    status, body = await upload(http, fake, upload_form(b"", "image/png"))
+    assert status == 400 and body["error"]["code"] == 131053
+    # at the limit is fine; the part's own type wins over a generic one
+    exact = PNG + b"\0" * (5 * 1024 * 1024 - len(PNG))
+    status, body = await upload(http, fake, upload_form(exact))
+    assert status == 200
+    status, body = await upload(
+        http, fake, upload_form(PNG, "image/png", part_type="application/octet-stream")
+    )
+    assert status == 200 and fake.media[body["id"]].mime_type == "image/png"
+    assert len(fake.media) == 2
+
+
+async def test_fail_next_on_upload(fake: FakeWhatsApp, http: aiohttp.ClientSession) -> None:
+    fake.fail_next(500, 131000, on="upload")
+    fake.open_window(USER)
+    status, _ = await post(http, fake, text("x"))  # sends are not affected
+    assert status == 200
+    status, body = await upload(http, fake, upload_form())
+    assert status == 500
+    assert_graph_error(body, 131000)
+    status, _ = await upload(http, fake, upload_form())
+    assert status == 200
+    assert fake.count("upload", 500) == 1 and len(fake.media) == 1
+    with pytest.raises(ValueError):
+        fake.fail_next(on="uploads")
+
+
+async def test_sends_with_uploaded_expired_or_unknown_media(
+    fake: FakeWhatsApp, http: aiohttp.ClientSession
+) -> None:
+    fake.open_window(USER)
+    _, body = await upload(http, fake, upload_form())
+    mid = body["id"]
+    header = buttons("Ya", "Tidak")
+    header["interactive"]["header"] = {"type": "image", "image": {"id": mid}}
+    for req in (send("image", {"id": mid, "caption": "Jemput bola"}), header):
+        status, _ = await post(http, fake, req)
+        assert status == 200
+    assert [s.failed_code for s in fake.sent] == [None, None] and not fake.pending_statuses
+    assert fake.sent[0].text == "Jemput bola"
+    # expired (30 days, or ended early): accepted, then a failed status 131053
+    fake.expire_media(mid)
+    assert fake.live_media(mid) is None
+    async with http.get(f"{fake.base_url}/{mid}", headers=AUTH) as r:
+        assert r.status == 400
+    for req in (send("image", {"id": mid}), header, send("image", {"id": "424242"})):
+        status, _ = await post(http, fake, req)
+        assert status == 200
+    assert [s.failed_code for s in fake.sent[2:]] == [131053] * 3
+    st = failed_status(fake.pending_statuses[-1])
+    assert st["status"] == "failed" and st["errors"][0]["code"] == 131053
+    # or refused at once
+    fake.unknown_media = "reject"
+    status, body = await post(http, fake, header)
+    assert status == 400
+    assert_graph_error(body, 131053, mid)
+    assert len(fake.sent) == 5
+
+
+async def test_uploaded_media_lasts_thirty_days(
+    fake: FakeWhatsApp, http: aiohttp.ClientSession
+) -> None:
+    _, body = await upload(http, fake, upload_form())
+    fake.advance(MEDIA_TTL_SECONDS - 60)
+    assert fake.live_media(body["id"]) is not None
+    fake.advance(120)
+    assert fake.live_media(body["id"]) is None
+    assert fake.live_media(fake.add_media()) is not None  # a user's media has no such clock
 
 
 # -- builders ----------------------------------------------------------------------------------

@@ -18,6 +18,13 @@ What it imitates (platforms.md §3):
   (``fake.pending_statuses``; deliver with ``fake.flush_statuses(url)``).
 - ``GET /{version}/{media_id}`` gives a short-lived download url; ``GET /media-download/{id}``
   needs the Bearer header too.
+- ``POST /{version}/{phone_number_id}/media`` (multipart ``file``, ``type``,
+  ``messaging_product``) stores an upload for 30 days on the fake clock and answers ``{"id"}``:
+  a missing field is 400 code 100, a type Meta does not take is 100, a file over its type's
+  limit (image 5 MB) or not what its type says is 131053. ``expire_media`` ends one early.
+- A send naming a media id the fake does not hold (never uploaded, deleted, expired) is
+  accepted and then fails with a queued 131053 status, as Meta's partners describe it for media
+  problems; ``fake.unknown_media = "reject"`` answers 400 131053 at once instead.
 - Webhook bodies are serialised the way Meta does it: compact, non-ASCII as ``\\uXXXX`` and
   ``/`` as ``\\/``. So an adapter that re-serialises the JSON before checking
   ``X-Hub-Signature-256`` fails, as it would in production.
@@ -72,6 +79,19 @@ MAX_ROW_DESCRIPTION = 72
 MAX_SECTION_TITLE = 24
 MAX_CAPTION = 1024
 MAX_OPAQUE = 512
+MEDIA_TTL_SECONDS = 30 * 24 * 3600  # an uploaded media id lasts 30 days
+_MB = 1024 * 1024
+# what POST /media takes, and how big (Meta's table: image 5 MB, sticker 500 KB, audio and
+# video 16 MB, document 100 MB)
+UPLOAD_LIMITS: dict[str, int] = {
+    "image/jpeg": 5 * _MB, "image/png": 5 * _MB, "image/webp": 500 * 1024,
+    "audio/aac": 16 * _MB, "audio/mp4": 16 * _MB, "audio/mpeg": 16 * _MB,
+    "audio/amr": 16 * _MB, "audio/ogg": 16 * _MB, "video/mp4": 16 * _MB,
+    "video/3gpp": 16 * _MB, "text/plain": 100 * _MB, "application/pdf": 100 * _MB,
+    "application/msword": 100 * _MB, "application/vnd.ms-excel": 100 * _MB,
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": 100 * _MB,
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": 100 * _MB,
+}
 
 # code -> (title, default details). Titles follow Meta's error-code table; details are stand-ins.
 ERRORS: dict[int, tuple[str, str]] = {
@@ -159,7 +179,7 @@ class ApiRequest:
     status: int  # HTTP status answered
     at: float  # time.monotonic() on arrival
     json: Any = None  # the decoded JSON body, None when there was none (or it was not JSON)
-    kind: str = "unknown"  # "send" | "read" | "media" | "download" | "unknown"
+    kind: str = "unknown"  # "send" | "read" | "media" | "upload" | "download" | "unknown"
 
 
 @dataclass
@@ -222,6 +242,7 @@ class Media:
     content: bytes
     sha256: str  # hex digest, as GET /{media_id} reports it
     filename: str | None = None
+    expires_at: float | None = None  # fake-clock epoch seconds; None: never (user media)
 
     @property
     def size(self) -> int:
@@ -612,6 +633,25 @@ def _check_media(obj: dict[str, Any], kind: str) -> None:
         _str(obj, kind, "filename", hi=240, required=False, code=100)
 
 
+def _media_ids(body: dict[str, Any], mtype: str) -> list[str]:
+    """Media ids a (validated) send names: a media message's, an interactive header's, or a
+    template header parameter's. Links are not checked (the fake fetches nothing)."""
+    obj = body.get(mtype)
+    found: list[Any] = []
+    if mtype in ("image", "document", "audio", "video", "sticker") and isinstance(obj, dict):
+        found.append(obj.get("id"))
+    elif mtype == "interactive" and isinstance(obj, dict):
+        header = obj.get("header")
+        if isinstance(header, dict) and isinstance(header.get(header.get("type")), dict):
+            found.append(header[header["type"]].get("id"))
+    elif mtype == "template" and isinstance(obj, dict):
+        for comp in obj.get("components") or []:
+            for p in comp.get("parameters") or [] if isinstance(comp, dict) else []:
+                if isinstance(p, dict) and isinstance(p.get(p.get("type")), dict):
+                    found.append(p[p["type"]].get("id"))
+    return [str(m) for m in found if m]
+
+
 def _check_send(body: dict[str, Any]) -> tuple[str, str]:
     """Validate a send request like Meta; returns (type, wa_id)."""
     to = body.get("to")
@@ -695,6 +735,9 @@ class FakeWhatsApp(LoopbackServer):
         self.last_inbound: dict[str, float] = {}  # wa_id -> epoch seconds (fake clock)
         self.marketing_stopped: set[str] = set()
         self.media: dict[str, Media] = {}
+        # a send naming media the fake does not hold: "fail_later" (accepted, then a failed
+        # status 131053) or "reject" (400 131053 at once)
+        self.unknown_media = "fail_later"
         self.templates: dict[tuple[str, str], Template] = {}  # empty: any template accepted
 
         self._rng = random.Random(seed)
@@ -751,10 +794,11 @@ class FakeWhatsApp(LoopbackServer):
         subcode: int | None = None,
         on: str = "send",
     ) -> None:
-        """The next ``count`` requests of kind ``on`` ("send", "read", "media", "download" or
-        "any") answer ``status`` with a Graph error body for ``code``. ``message`` defaults to
-        the code's title (e.g. 131026 "Message undeliverable", 130429 "Rate limit hit")."""
-        if on not in ("send", "read", "media", "download", "any"):
+        """The next ``count`` requests of kind ``on`` ("send", "read", "media", "upload",
+        "download" or "any") answer ``status`` with a Graph error body for ``code``.
+        ``message`` defaults to the code's title (e.g. 131026 "Message undeliverable", 130429
+        "Rate limit hit")."""
+        if on not in ("send", "read", "media", "upload", "download", "any"):
             raise ValueError(f"unknown request kind {on!r}")
         err = GraphError(status, code, message, details, subcode)
         self._faults.setdefault(on, deque()).extend([err] * count)
@@ -800,6 +844,17 @@ class FakeWhatsApp(LoopbackServer):
         data = content if content is not None else _fake_bytes(mid, size_bytes, mime_type)
         self.media[mid] = Media(mid, mime_type, data, hashlib.sha256(data).hexdigest(), filename)
         return mid
+
+    def expire_media(self, media_id: str) -> None:
+        """End an uploaded media id's life now, as Meta does after 30 days."""
+        self.media[media_id].expires_at = self.now()
+
+    def live_media(self, media_id: str) -> Media | None:
+        """The media under ``media_id`` unless it is unknown or expired."""
+        media = self.media.get(media_id)
+        if media is None or (media.expires_at is not None and self.now() >= media.expires_at):
+            return None
+        return media
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -1190,6 +1245,8 @@ class FakeWhatsApp(LoopbackServer):
             return "download"
         if method == "POST" and len(parts) == 3 and parts[2] == "messages":
             return "read" if isinstance(body, dict) and body.get("status") == "read" else "send"
+        if method == "POST" and len(parts) == 3 and parts[2] == "media":
+            return "upload"
         if method in ("GET", "DELETE") and len(parts) == 2:
             return "media"
         return "unknown"
@@ -1224,7 +1281,9 @@ class FakeWhatsApp(LoopbackServer):
         try:
             if self.delay > 0:
                 await asyncio.sleep(self.delay)
-            raw = await request.read()
+            # an upload's multipart body is read by _upload (the stream is read only once)
+            upload = self._kind(request.method, parts, None) == "upload"
+            raw = b"" if upload else await request.read()
             bad_json = False
             if raw:
                 try:
@@ -1250,7 +1309,7 @@ class FakeWhatsApp(LoopbackServer):
             return self._download(request, parts[1])
         if not parts or parts[0] != self.version:
             raise invalid(f"Unknown path components: /{'/'.join(parts)}")
-        if kind in ("send", "read"):
+        if kind in ("send", "read", "upload"):
             if parts[1] != self.phone_number_id:
                 raise GraphError(
                     400, 100, details=f"Object with ID '{parts[1]}' does not exist, cannot be "
@@ -1258,6 +1317,8 @@ class FakeWhatsApp(LoopbackServer):
                     message=f"Unsupported post request. Object with ID '{parts[1]}' does not "
                     "exist", subcode=33,
                 )
+            if kind == "upload":
+                return await self._upload(request)
             if bad_json or not isinstance(body, dict):
                 raise invalid("The request body must be a JSON object")
             if body.get("messaging_product") != "whatsapp":
@@ -1271,6 +1332,46 @@ class FakeWhatsApp(LoopbackServer):
             self._fault(kind)
             return self._media_meta(request.method, parts[1])
         raise invalid(f"Unsupported {request.method.lower()} request: /{'/'.join(parts)}")
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """POST /{phone_number_id}/media: multipart ``file``, ``type``, ``messaging_product``."""
+        form = await request.post()  # empty unless the body is a form
+        if form.get("messaging_product") != "whatsapp":
+            raise GraphError(
+                400, 100, message="The parameter messaging_product is required.",
+                details="Param messaging_product must be 'whatsapp'",
+            )
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField):
+            raise GraphError(400, 100, message="The parameter file is required.",
+                             details="Param file is required")
+        declared = form.get("type")
+        if not isinstance(declared, str) or not declared:
+            raise GraphError(400, 100, message="The parameter type is required.",
+                             details="Param type is required")
+        self._fault("upload")
+        part = (upload.content_type or "").split(";")[0].strip().lower()
+        mime = part if part and part != "application/octet-stream" else declared.lower()
+        if mime not in UPLOAD_LIMITS:
+            raise invalid(
+                "Param file must be a file with one of the following types: "
+                f"{', '.join(sorted(UPLOAD_LIMITS))}. Received file of type '{mime}'."
+            )
+        data = upload.file.read()
+        if not data:
+            raise GraphError(400, 131053, details="The uploaded file is empty.")
+        if len(data) > UPLOAD_LIMITS[mime]:
+            raise GraphError(
+                400, 131053,
+                details=f"Media file of {len(data)} bytes exceeds the maximum of "
+                f"{UPLOAD_LIMITS[mime]} bytes for {mime}.",
+            )
+        magic = _MAGIC.get(mime)
+        if magic is not None and mime.startswith("image/") and not data.startswith(magic[:3]):
+            raise GraphError(400, 131053, details=f"The file could not be processed as {mime}.")
+        mid = self.add_media(mime, content=data, filename=upload.filename)
+        self.media[mid].expires_at = self.now() + MEDIA_TTL_SECONDS
+        return self._json({"id": mid})
 
     def _mark_read(self, body: dict[str, Any]) -> web.Response:
         wamid = body.get("message_id")
@@ -1287,6 +1388,13 @@ class FakeWhatsApp(LoopbackServer):
     def _send(self, body: dict[str, Any]) -> web.Response:
         self._rate_limit()
         mtype, wa_id = _check_send(body)
+        gone = [m for m in _media_ids(body, mtype) if self.live_media(m) is None]
+        media_failure: tuple[int, str | None, str | None] | None = None
+        if gone:
+            why = f"Media {gone[0]} was not found or has expired; upload it again."
+            if self.unknown_media == "reject":
+                raise GraphError(400, 131053, details=why)
+            media_failure = (131053, None, why)
         failure: tuple[int, str | None, str | None] | None = None
         category = "service"
         if mtype == "template":
@@ -1300,6 +1408,8 @@ class FakeWhatsApp(LoopbackServer):
             failure = later.popleft()
         elif mtype != "template" and not self.window_open(wa_id):
             failure = (131047, None, None)
+        elif media_failure is not None and failure is None:
+            failure = media_failure
         wamid = _wamid(wa_id, outbound=True, rng=self._rng)
         sent = Sent(wamid, wa_id, mtype, body, time.monotonic())
         self.sent.append(sent)
@@ -1352,7 +1462,7 @@ class FakeWhatsApp(LoopbackServer):
         return tpl
 
     def _media_meta(self, method: str, media_id: str) -> web.Response:
-        media = self.media.get(media_id)
+        media = self.live_media(media_id)
         if media is None:
             raise GraphError(
                 400, 100, subcode=33,
@@ -1380,7 +1490,7 @@ class FakeWhatsApp(LoopbackServer):
     def _download(self, request: web.Request, media_id: str) -> web.Response:
         tok = request.query.get("token", "")
         issued = self._media_urls.get(tok)
-        media = self.media.get(media_id)
+        media = self.live_media(media_id)
         if (
             media is None
             or issued is None
@@ -1392,8 +1502,9 @@ class FakeWhatsApp(LoopbackServer):
 
 
 __all__ = [
-    "APP_SECRET", "DISPLAY_PHONE_NUMBER", "ERRORS", "PHONE_NUMBER_ID", "TOKEN", "VERSION",
-    "WABA_ID", "ApiRequest", "Delivery", "FakeWhatsApp", "GraphError", "Media", "Sent",
+    "APP_SECRET", "DISPLAY_PHONE_NUMBER", "ERRORS", "MEDIA_TTL_SECONDS", "PHONE_NUMBER_ID",
+    "TOKEN", "UPLOAD_LIMITS", "VERSION", "WABA_ID",
+    "ApiRequest", "Delivery", "FakeWhatsApp", "GraphError", "Media", "Sent",
     "Template", "batch", "malformed_message", "meta_json", "sign",
 ]
 

@@ -1,0 +1,96 @@
+"""The Graph API calls Lontar makes for WhatsApp, and the error they raise.
+
+Apart from the channel (bot/channels/whatsapp.py) so that the sender's helpers, such as the
+broadcast pictures (bot/channels/whatsapp_pictures.py), can use the client without importing
+the channel.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bot.config import Settings
+
+RETRYABLE = {1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057}
+RETRY_AFTER = {130429: 1.0, 131057: 60.0}  # seconds; 131056 uses the pair interval
+
+
+class GraphError(Exception):
+    def __init__(self, status: int, code: int, message: str):
+        super().__init__(f"{status} (#{code}) {message}")
+        self.status, self.code = status, code
+
+
+class WhatsAppClient:
+    """The few Graph API calls Lontar makes, with the bearer token."""
+
+    def __init__(self, settings: Settings):
+        self.base = settings.whatsapp_api_base_url.rstrip("/")
+        self.phone_id = settings.whatsapp_phone_number_id
+        self._headers = {"Authorization": f"Bearer {settings.whatsapp_access_token}"}
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, timeout=aiohttp.ClientTimeout(total=30))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        async with self.session.request(method, url, **kwargs) as resp:
+            try:
+                data = await resp.json(content_type=None)
+            except (ValueError, aiohttp.ContentTypeError):
+                data = {}
+            if resp.status >= 400 or "error" in data:
+                err = data.get("error", {}) if isinstance(data, dict) else {}
+                raise GraphError(resp.status, int(err.get("code", 0) or 0),
+                                 str(err.get("message", resp.reason)))
+            return data if isinstance(data, dict) else {}
+
+    async def send(self, to: str, message: dict[str, Any]) -> str:
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
+                **message}
+        data = await self._call("POST", f"{self.base}/{self.phone_id}/messages", json=body)
+        return str(data["messages"][0]["id"])
+
+    async def upload(self, data: bytes, mime: str, filename: str) -> str:
+        """A file for later sends; the id Meta gives lasts 30 days."""
+        form = aiohttp.FormData()
+        form.add_field("messaging_product", "whatsapp")
+        form.add_field("type", mime)
+        form.add_field("file", data, filename=filename, content_type=mime)
+        found = await self._call("POST", f"{self.base}/{self.phone_id}/media", data=form)
+        return str(found["id"])
+
+    async def mark_read(self, wamid: str) -> None:
+        await self._call("POST", f"{self.base}/{self.phone_id}/messages", json={
+            "messaging_product": "whatsapp", "status": "read", "message_id": wamid})
+
+    async def media_info(self, media_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"{self.base}/{media_id}")
+
+    async def download(self, url: str, dest: Path, limit: int) -> int:
+        """Stream to `dest`; stop and delete past `limit` bytes (return -1)."""
+        size = 0
+        async with self.session.get(url) as resp:
+            if resp.status >= 400:
+                raise GraphError(resp.status, 0, "media download failed")
+            with dest.open("wb") as fh:
+                async for chunk in resp.content.iter_chunked(65536):
+                    size += len(chunk)
+                    if size > limit:
+                        break
+                    fh.write(chunk)
+        if size > limit:
+            dest.unlink(missing_ok=True)
+            return -1
+        return size
