@@ -69,7 +69,8 @@ class ChatLanes:
         """At shutdown: let jobs under way finish for `grace` seconds, then cancel the rest
         (their updates stay stored, unprocessed, for the leader)."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.join(), grace)
+            async with asyncio.timeout(grace):  # not wait_for: see bot.leader
+                await self.join()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -126,8 +126,10 @@ class Leadership:
 
     async def _check(self, conn: Connection) -> bool:
         """The lock's connection answers in time (a silent network never says it failed)."""
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(self._alive, conn), ALIVE_TIMEOUT)
+        try:  # not wait_for: on 3.11 it may swallow a cancellation
+            # that arrives as the check answers, and a shut-down leader went on leading
+            async with asyncio.timeout(ALIVE_TIMEOUT):
+                return await asyncio.to_thread(self._alive, conn)
         except TimeoutError:
             return False
 

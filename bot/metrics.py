@@ -235,7 +235,8 @@ async def readiness(lontar: Lontar) -> dict[str, str]:
     """
     checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(lontar.db.transaction(_ping), DB_TIMEOUT)
+        async with asyncio.timeout(DB_TIMEOUT):  # not wait_for: see bot.leader
+            await lontar.db.transaction(_ping)
         checks["database"] = "ok"
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         log.warning("readiness: database unreachable (%s)", type(exc).__name__)

@@ -133,7 +133,8 @@ class Notifier:
         """Send what is pending (a few milliseconds' worth) and close the connection."""
         if self._flush is not None and not self._flush.done():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._flush), 1.0)
+                async with asyncio.timeout(1.0):  # not wait_for: see bot.leader
+                    await asyncio.shield(self._flush)
             self._flush.cancel()
             await asyncio.gather(self._flush, return_exceptions=True)
         await self._drop()
@@ -167,7 +168,8 @@ class Listener:
                         async for note in conn.notifies(timeout=self.heartbeat):
                             for channel in note.payload.split(","):
                                 wake(channel)
-                        await asyncio.wait_for(conn.execute("SELECT 1"), self.heartbeat)
+                        async with asyncio.timeout(self.heartbeat):  # see bot.leader
+                            await conn.execute("SELECT 1")
                 finally:  # not `async with`: its rollback could wait on a dead network
                     await conn.close()
             except (psycopg.Error, OSError) as exc:  # TimeoutError too; the poll covers gaps

@@ -390,7 +390,8 @@ class OutboxWorker:
             if sent == 0:
                 self._wake[lane].clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake[lane].wait(), idle_poll)
+                    async with asyncio.timeout(idle_poll):  # not wait_for: see bot.leader
+                        await self._wake[lane].wait()
 
     async def drain_once(self, lane: str | None = None) -> int:
         """Claim and send one batch: of `lane` (MAIN or BROADCASTS), or of every row."""

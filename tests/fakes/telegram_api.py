@@ -1199,7 +1199,8 @@ class FakeTelegram(LoopbackServer):
             if batch or self._closing or remaining <= 0:
                 return batch
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._new_update.wait(), remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: see bot.leader
+                    await self._new_update.wait()
 
     async def _m_set_webhook(self, p: dict[str, Any], r: web.Request) -> Any:
         url = str(p.get("url") or "")
