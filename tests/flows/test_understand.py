@@ -144,3 +144,21 @@ def test_a_service_label_never_reaches_another_service(content: Content) -> None
     for sid, svc in content.services.items():
         for lang in ("id", "en"):
             assert u.match(f"syarat {svc.label.get(lang)}").topic in (None, sid)
+
+
+@pytest.mark.parametrize(("text", "topic"), [
+    ("mau bikin ktp", "ktp-baru"),  # a new-user check answered this "Maaf, saya belum mengerti"
+    ("mo bikin ktp el", "ktp-baru"),
+    ("bkin e-ktp", "ktp-baru"),
+    ("sy mau buat ktp", "ktp-baru"),
+    ("mau bikin kk baru", "kk-baru"),
+    ("mau bikin kia", "kia"),
+    ("biaya bikin ktp", "biaya"),  # asking the cost stays a cost question
+])
+def test_making_a_document_in_everyday_words_is_understood(
+        text: str, topic: str, content: Content) -> None:
+    """'bikin' (make) is how Kupang asks for a document; it must reach that document's
+    requirements, answered or offered, never 'not understood'."""
+    match = understander(content).match(text)
+    offered = [match.topic] if match.topic else [s.topic for s in match.alternatives]
+    assert topic in offered, match
