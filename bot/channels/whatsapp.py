@@ -41,7 +41,7 @@ from bot.inbox import Inbound, Inbox
 from bot.lanes import ChatLanes
 from bot.logs import request_scope
 from bot.models import PRIORITY_BROADCAST, contact_t, inbound_t, outbox_t
-from bot.outbox import Delivered, Meta, Recipient, SendError, mark_contact
+from bot.outbox import Delivered, Meta, Recipient, SendError, mark_contact, platform_call
 from bot.services import broadcast_images as images
 from bot.services import consent
 from flows.content import Content
@@ -240,7 +240,7 @@ class WhatsAppChannel:
         self.settings = settings
         self.inbox = inbox
         self.content = content
-        self.client = WhatsAppClient(settings)
+        self.client = WhatsAppClient(settings, before_send=platform_call)
         self.sender = WhatsAppSender(settings, self.client, content, inbox.db)
         # stored messages wait in their chat's lane for their turn; a crash leaves them
         # stored, and the leader processes them (Inbox.process_pending, the sweep job)

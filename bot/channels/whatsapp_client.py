@@ -7,6 +7,7 @@ the channel.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,11 @@ class GraphError(Exception):
 class WhatsAppClient:
     """The few Graph API calls Lontar makes, with the bearer token."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings,
+                 before_send: Callable[[], Awaitable[None]] | None = None):
+        """`before_send` is awaited right before each message is posted (what Meta's
+        throughput limit counts; marking read and media calls are not messages)."""
+        self._before_send = before_send
         self.base = settings.whatsapp_api_base_url.rstrip("/")
         self.phone_id = settings.whatsapp_phone_number_id
         self._headers = {"Authorization": f"Bearer {settings.whatsapp_access_token}"}
@@ -59,6 +64,8 @@ class WhatsAppClient:
     async def send(self, to: str, message: dict[str, Any]) -> str:
         body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
                 **message}
+        if self._before_send is not None:
+            await self._before_send()
         data = await self._call("POST", f"{self.base}/{self.phone_id}/messages", json=body)
         return str(data["messages"][0]["id"])
 

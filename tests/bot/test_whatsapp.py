@@ -439,3 +439,35 @@ async def test_a_slow_chat_holds_up_only_itself(wa: WA, monkeypatch: pytest.Monk
     ids = turned()
     assert ids == sorted(ids)  # the photo's turn, then the text's
     await until(lambda: len(wa.fake.read_marks) == 3)  # every message marked read, after
+
+
+async def test_each_message_of_a_reply_counts_against_the_rate(tmp_path: Path,
+                                                               fake: FakeWhatsApp) -> None:
+    """A reply with a map pin is two messages (text, then location); Meta counts both. The
+    sender took one token per row, so six such rows at a limit of 4/s drew 130429s."""
+    from sqlalchemy import insert
+
+    from bot.models import contact_t, outbox_t
+    from bot.outbox import OutboxWorker, new_row
+    from flows.types import Venue
+
+    app = build(_settings(tmp_path, fake))
+    assert app.whatsapp is not None
+    try:
+        fake.rate_limit_per_second = 4
+        reply = Reply("Dinas", venue=Venue("Dinas Dukcapil", "Jl. Timor Raya", -10.16, 123.6))
+        now = datetime.now(UTC)
+        with app.db.engine.begin() as conn:
+            for n in range(6):
+                cid = conn.execute(insert(contact_t), {
+                    "channel": "whatsapp", "external_id": f"62812000000{n:02d}",
+                    "language": "id", "created_at": now,
+                    "last_inbound_at": now}).inserted_primary_key[0]  # the window is open
+                conn.execute(insert(outbox_t), new_row(cid, "whatsapp", reply.to_dict(), 0, now))
+        worker = OutboxWorker(app.db, app.whatsapp.sender, rate=4, burst=1, limit=4)
+        await worker.drain_once()
+        assert [s.type for s in fake.sent].count("location") == 6
+        assert len(fake.sent) == 12 and fake.rejected_rate == []
+    finally:
+        await app.whatsapp.sender.client.close()
+        app.close()
