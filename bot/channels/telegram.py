@@ -140,6 +140,18 @@ class TelegramSender:
             raise SendError(str(exc), retryable=False, blocked=gone) from exc
         except (TimedOut, NetworkError) as exc:  # includes 5xx answers
             raise SendError(str(exc), retryable=True) from exc
+        except InvalidToken as exc:  # 401/404: the token was revoked; staff must act
+            log.error("Telegram refused the bot token (%s); check TELEGRAM_BOT_TOKEN", exc)
+            raise SendError(str(exc), retryable=True) from exc
+        except TelegramError as exc:  # any other refusal, or a body it could not parse
+            raise SendError(str(exc), retryable=True) from exc
+        except (AttributeError, TypeError, KeyError, ValueError, OverflowError) as exc:
+            # python-telegram-bot could not read a success answer (no result, a null or a
+            # list for the message): the send may have gone, so as after a 5xx, try again
+            log.warning("Telegram answered a send with something unreadable (%s)",
+                        type(exc).__name__)
+            raise SendError(f"unreadable answer from Telegram ({type(exc).__name__})",
+                            retryable=True) from exc
 
     async def _send(self, chat_id: int, reply: Reply, edit: int | None) -> str | None:
         parts = split_text(reply.text)

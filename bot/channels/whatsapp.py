@@ -213,8 +213,9 @@ class WhatsAppSender:
             wait = (self.settings.whatsapp_pair_seconds if exc.code == 131056
                     else RETRY_AFTER.get(exc.code))
             return SendError(str(exc), retryable=True, retry_after=wait)
-        if exc.code == 190:
+        if exc.code == 190:  # tried again with backoff: replies survive until staff fix it
             log.error("WhatsApp rejected the access token (190): replace WHATSAPP_ACCESS_TOKEN")
+            return SendError(str(exc), retryable=True)
         return SendError(str(exc), retryable=False, blocked=exc.code == UNREACHABLE,
                          opted_out=exc.code == OPTED_OUT)
 
@@ -363,7 +364,9 @@ class WhatsAppChannel:
                                    str(payload.get("from", "")), str(payload["media_id"]), mime)
             if await self.client.download(str(info["url"]), path, limit) < 0:
                 return {"problem": "too_large"}
-        except (GraphError, aiohttp.ClientError, TimeoutError, KeyError) as exc:
+        # ValueError, TypeError: a media answer with a size or URL that is not one
+        except (GraphError, aiohttp.ClientError, TimeoutError, KeyError, ValueError,
+                TypeError) as exc:
             log.warning("WhatsApp media not fetched: %s", exc)
             return {}
         return {"ref": str(path.relative_to(self.settings.data_dir))}

@@ -15,7 +15,9 @@ import aiohttp
 
 from bot.config import Settings
 
-RETRYABLE = {1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057}
+MALFORMED = -1  # not Meta's: a success answer Lontar cannot read (a proxy's page, no id)
+# a malformed success may or may not have been delivered; like a 5xx, it is tried again
+RETRYABLE = {MALFORMED, 1, 2, 4, 80007, 130429, 131000, 131016, 131056, 131057}
 RETRY_AFTER = {130429: 1.0, 131057: 60.0}  # seconds; 131056 uses the pair interval
 
 
@@ -23,6 +25,15 @@ class GraphError(Exception):
     def __init__(self, status: int, code: int, message: str):
         super().__init__(f"{status} (#{code}) {message}")
         self.status, self.code = status, code
+
+
+def _code(value: object) -> int:
+    """Meta's error code, or 0 when the answer's `code` is not a number."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return 0
 
 
 class WhatsAppClient:
@@ -55,11 +66,14 @@ class WhatsAppClient:
                 data = await resp.json(content_type=None)
             except (ValueError, aiohttp.ContentTypeError):
                 data = {}
+            if not isinstance(data, dict):  # empty, null, a list: what a proxy may answer
+                data = {}
             if resp.status >= 400 or "error" in data:
-                err = data.get("error", {}) if isinstance(data, dict) else {}
-                raise GraphError(resp.status, int(err.get("code", 0) or 0),
-                                 str(err.get("message", resp.reason)))
-            return data if isinstance(data, dict) else {}
+                err = data.get("error")
+                err = err if isinstance(err, dict) else {}
+                raise GraphError(resp.status, _code(err.get("code")),
+                                 str(err.get("message", resp.reason))[:300])
+            return data
 
     async def send(self, to: str, message: dict[str, Any]) -> str:
         body = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to,
@@ -67,7 +81,12 @@ class WhatsAppClient:
         if self._before_send is not None:
             await self._before_send()
         data = await self._call("POST", f"{self.base}/{self.phone_id}/messages", json=body)
-        return str(data["messages"][0]["id"])
+        sent = data.get("messages")
+        wamid = sent[0].get("id") if isinstance(sent, list) and sent and isinstance(
+            sent[0], dict) else None
+        if not isinstance(wamid, str) or not wamid:
+            raise GraphError(200, MALFORMED, "a success answer without a message id")
+        return wamid
 
     async def upload(self, data: bytes, mime: str, filename: str) -> str:
         """A file for later sends; the id Meta gives lasts 30 days."""
@@ -76,7 +95,10 @@ class WhatsAppClient:
         form.add_field("type", mime)
         form.add_field("file", data, filename=filename, content_type=mime)
         found = await self._call("POST", f"{self.base}/{self.phone_id}/media", data=form)
-        return str(found["id"])
+        media_id = found.get("id")
+        if not isinstance(media_id, str | int) or isinstance(media_id, bool) or not media_id:
+            raise GraphError(200, MALFORMED, "an upload answer without a media id")
+        return str(media_id)
 
     async def mark_read(self, wamid: str) -> None:
         await self._call("POST", f"{self.base}/{self.phone_id}/messages", json={
