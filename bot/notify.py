@@ -27,6 +27,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 import psycopg
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,21 @@ async def _open(kwargs: dict[str, Any]) -> tuple[psycopg.AsyncConnection[Any], s
     except BaseException:
         await conn.close()
         raise
+
+
+def notify_at_commit(conn: Connection, channels: Collection[str]) -> None:
+    """Wake the leader's senders for `channels` when `conn`'s transaction commits.
+
+    For rows queued outside a running Lontar (the CLI: `lontar applications import`,
+    `lontar broadcast test`), which has no event loop or Notifier of its own; PostgreSQL
+    holds a NOTIFY until the commit and drops it on a rollback. Nothing on SQLite, where the
+    CLI's rows wait for the one process's poll (a second at most).
+    """
+    if not channels or conn.dialect.name != "postgresql":
+        return
+    schema = str(conn.execute(text("SELECT current_schema()")).scalar() or "public")
+    conn.execute(text("SELECT pg_notify(:channel, :payload)"),
+                 {"channel": channel_name(schema), "payload": ",".join(sorted(channels))})
 
 
 class Notifier:

@@ -29,6 +29,7 @@ from bot.models import (
     outbox_t,
     subscription_t,
 )
+from bot.notify import notify_at_commit
 from bot.outbox import new_row
 from flows import nik as niks
 from flows.content import Content
@@ -264,9 +265,11 @@ def queue_to_subscribers(conn: Connection, app_ids: Sequence[int],
             if key not in built:
                 built[key] = build(sub.application_id, lang).to_dict()
             rows.append(new_row(sub.id, sub.channel, built[key], PRIORITY_NOTIFICATION, now))
+    channels = {r["channel"] for r in rows}
     if rows:
         conn.execute(insert(outbox_t), rows)
-    return len(rows), {r["channel"] for r in rows}
+        notify_at_commit(conn, channels)  # an import from the CLI wakes the leader too
+    return len(rows), channels
 
 
 def check_all(rows: Iterable[tuple[int, Mapping[str, Any]]], content: Content, secret: str,

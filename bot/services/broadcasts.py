@@ -26,6 +26,7 @@ from bot.models import (
     delivery_t,
     outbox_t,
 )
+from bot.notify import notify_at_commit
 from bot.outbox import (
     CANCELLED,
     FAILED,
@@ -277,6 +278,7 @@ def test_send(conn: Connection, content: Content, broadcast_id: int, channel: st
     payload["category"] = "utility"  # to staff: not outreach
     conn.execute(insert(outbox_t), new_row(int(contact_id), channel, payload,
                                            PRIORITY_NOTIFICATION, now))
+    notify_at_commit(conn, {channel})  # `lontar broadcast test` runs outside the server
     return int(contact_id)
 
 

@@ -28,10 +28,10 @@ from bot.app import Lontar, build, start_senders, stop_senders
 from bot.config import load_settings
 from bot.inbox import Inbound
 from bot.models import Outbox
-from bot.notify import Listener, Notifier, channel_name
+from bot.notify import Listener, Notifier, channel_name, notify_at_commit
 from tests.conftest import ON_POSTGRES
 from tests.fakes.telegram_api import FakeTelegram
-from tests.procs import free_port, healthy, start_with_telegram
+from tests.procs import ROOT, env_for, free_port, healthy, lontar_cmd, start_with_telegram
 from tests.waiting import until
 
 pytestmark = pytest.mark.skipif(not ON_POSTGRES,
@@ -196,6 +196,42 @@ async def test_the_listener_reconnects_when_its_connection_is_killed(database_ur
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await notifier.close()
+        engine.dispose()
+
+
+async def test_rows_the_cli_queues_wake_the_leader(database_url: str, tmp_path: Path) -> None:
+    """`lontar broadcast test` runs outside the server: its row woke no sender until the
+    leader's next poll. Now the NOTIFY goes with its commit."""
+    env = env_for(tmp_path, DATABASE_URL=database_url)
+
+    async def lontar(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            *lontar_cmd(*args), cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        return proc.returncode, out.decode()
+
+    _, out = await lontar("broadcast", "create", "--title", "KK untuk semua", "--text",
+                          "Setiap keluarga perlu KK.")
+    engine = create_engine(database_url)
+    _, heard, task = await _listening(engine)
+    try:
+        await asyncio.sleep(0.3)
+        assert heard == []  # creating a draft queues nothing
+        await lontar("broadcast", "test", out.split()[1], "--telegram", "5")
+        await until(lambda: heard, timeout=5)
+        assert heard == ["telegram"]
+        with engine.begin() as conn:  # and a transaction rolled back says nothing
+            notify_at_commit(conn, {"whatsapp"})
+            conn.rollback()
+        with engine.begin() as conn:
+            notify_at_commit(conn, {"whatsapp", "telegram"})
+        await until(lambda: len(heard) == 3, timeout=5)
+        assert heard == ["telegram", "telegram", "whatsapp"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
         engine.dispose()
 
 
