@@ -3,8 +3,7 @@ never a 500 or an ERROR log line, and a refused batch writes nothing."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from sqlalchemy import func, select
 from bot.app import Lontar, web_app
 from bot.models import app_update_t, application_t
 from bot.services import api_tokens
-from tests.bot.test_fuzz_webhooks import Errors
+from tests.bot.conftest import Errors
 from tests.fuzz import fuzz_settings
 
 _json = st.recursive(
@@ -55,14 +54,6 @@ _post_body = st.one_of(
     st.fixed_dictionaries({}, optional={"applications": _json, "extra": _json}), _json)
 _patch_body = st.fixed_dictionaries({}, optional={k: _fields[k] for k in ("status", "alasan")}
                                     | {"x": _json}) | _json
-
-
-@pytest.fixture
-def errors() -> Iterator[Errors]:
-    handler = Errors()
-    logging.getLogger().addHandler(handler)
-    yield handler
-    logging.getLogger().removeHandler(handler)
 
 
 @pytest.fixture

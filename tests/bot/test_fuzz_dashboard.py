@@ -4,8 +4,7 @@ the stored data stays readable by every page afterwards."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,8 +15,8 @@ from hypothesis import strategies as st
 from bot.app import Lontar, web_app
 from bot.dashboard.broadcast_pages import ACTIONS as BROADCAST_ACTIONS
 from bot.dashboard.server import ACTIONS as TICKET_ACTIONS
+from tests.bot.conftest import Errors
 from tests.bot.dashboard_helpers import login
-from tests.bot.test_fuzz_webhooks import Errors
 from tests.bot.test_security import _seed_everything
 from tests.fuzz import fuzz_settings
 
@@ -57,14 +56,6 @@ _fields: dict[str, st.SearchStrategy[str]] = {
     "title": _value, "approve": _value, "cancel": _value, "pause": _value, "resume": _value,
 }
 _body = st.fixed_dictionaries({}, optional=_fields)
-
-
-@pytest.fixture
-def errors() -> Iterator[Errors]:
-    handler = Errors()
-    logging.getLogger().addHandler(handler)
-    yield handler
-    logging.getLogger().removeHandler(handler)
 
 
 @pytest.fixture

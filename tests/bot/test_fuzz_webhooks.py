@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from bot.config import load_settings
 from bot.models import conversation_t, inbound_t
 from flows.screens import render
 from flows.types import State
+from tests.bot.conftest import Errors
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.whatsapp_api import FakeWhatsApp, meta_json, sign
 from tests.fuzz import fuzz_settings
@@ -48,24 +48,6 @@ def _fresh(value: Any, make: Callable[[int], Any]) -> Any:
     if isinstance(value, list):
         return [_fresh(v, make) for v in value]
     return value
-
-
-class Errors(logging.Handler):
-    """Records with an exception (or at ERROR and above) from Lontar's own loggers."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.name.split(".")[0] in ("bot", "flows", "lontar"):
-            self.records.append(record)
-
-    def take(self) -> list[str]:
-        out = [f"{r.name}: {r.getMessage()} {r.exc_info[1]!r}" if r.exc_info
-               else f"{r.name}: {r.getMessage()}" for r in self.records]
-        self.records.clear()
-        return out
 
 
 class Server:
@@ -90,15 +72,6 @@ class Server:
             if state.screen:
                 render(state.screen, state.lang, self.app.content, state.data, state)
         assert self.errors.take() == []
-
-
-@pytest.fixture
-def errors() -> Iterator[Errors]:
-    handler = Errors()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    yield handler
-    root.removeHandler(handler)
 
 
 @pytest.fixture
