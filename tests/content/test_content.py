@@ -171,7 +171,8 @@ def test_command_and_answer_words_and_area_names_checked(tmp_path: Path) -> None
                for e in errors)
 
 
-def test_settings_is_a_menu_target(tmp_path: Path) -> None:
+def test_settings_and_lang_are_menu_targets(tmp_path: Path, content: Content) -> None:
+    assert any(e.target == "settings" for e in content.main_menu)  # the shipped menu
     root = _copy(tmp_path)
-    _edit(root / "menu.toml", 'target = "lang"', 'target = "settings"')
-    assert any(e.target == "settings" for e in load_content(root).main_menu)
+    _edit(root / "menu.toml", 'target = "settings"', 'target = "lang"')
+    assert any(e.target == "lang" for e in load_content(root).main_menu)
