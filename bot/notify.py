@@ -22,13 +22,13 @@ import asyncio
 import contextlib
 import logging
 import time
-import zlib
 from collections.abc import Callable, Collection
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
+
+from bot.wakeups import channel_name
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,6 @@ CONNECT_TIMEOUT_SECONDS = 5
 # network partition) would otherwise leave it waiting for notifications forever.
 HEARTBEAT_SECONDS = 30.0
 RECONNECT_FIRST, RECONNECT_MAX = 0.5, 15.0
-
-
-def channel_name(schema: str) -> str:
-    """The notification channel of the deployment whose tables are in `schema`.
-
-    Hashed like the leader lock's key, so any schema name gives a plain identifier that
-    needs no quoting and fits PostgreSQL's 63-byte limit.
-    """
-    return f"lontar_outbox_{zlib.crc32(schema.encode()):08x}"
 
 
 def _connect_kwargs(engine: Engine) -> dict[str, Any]:
@@ -74,21 +65,6 @@ async def _open(kwargs: dict[str, Any]) -> tuple[psycopg.AsyncConnection[Any], s
     except BaseException:
         await conn.close()
         raise
-
-
-def notify_at_commit(conn: Connection, channels: Collection[str]) -> None:
-    """Wake the leader's senders for `channels` when `conn`'s transaction commits.
-
-    For rows queued outside a running Lontar (the CLI: `lontar applications import`,
-    `lontar broadcast test`), which has no event loop or Notifier of its own; PostgreSQL
-    holds a NOTIFY until the commit and drops it on a rollback. Nothing on SQLite, where the
-    CLI's rows wait for the one process's poll (a second at most).
-    """
-    if not channels or conn.dialect.name != "postgresql":
-        return
-    schema = str(conn.execute(text("SELECT current_schema()")).scalar() or "public")
-    conn.execute(text("SELECT pg_notify(:channel, :payload)"),
-                 {"channel": channel_name(schema), "payload": ",".join(sorted(channels))})
 
 
 class Notifier:

@@ -29,8 +29,8 @@ from bot.models import (
     outbox_t,
     subscription_t,
 )
-from bot.notify import notify_at_commit
 from bot.outbox import new_row
+from bot.wakeups import notify_at_commit
 from flows import nik as niks
 from flows.content import Content
 from flows.status import REG_NO, normalise_answer

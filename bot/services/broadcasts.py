@@ -26,7 +26,6 @@ from bot.models import (
     delivery_t,
     outbox_t,
 )
-from bot.notify import notify_at_commit
 from bot.outbox import (
     CANCELLED,
     FAILED,
@@ -42,6 +41,7 @@ from bot.outbox import (
 from bot.services.audience import Audience, size
 from bot.services.audience import batch as audience_batch
 from bot.services.staff import audit
+from bot.wakeups import notify_at_commit
 from flows.content import Content
 from flows.screens import topic_target
 from flows.types import Lang, Option, Reply

@@ -28,7 +28,8 @@ from bot.app import Lontar, build, start_senders, stop_senders
 from bot.config import load_settings
 from bot.inbox import Inbound
 from bot.models import Outbox
-from bot.notify import Listener, Notifier, channel_name, notify_at_commit
+from bot.notify import Listener, Notifier, channel_name
+from bot.wakeups import notify_at_commit
 from tests.conftest import ON_POSTGRES
 from tests.fakes.telegram_api import FakeTelegram
 from tests.procs import ROOT, env_for, free_port, healthy, lontar_cmd, start_with_telegram
