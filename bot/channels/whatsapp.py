@@ -209,7 +209,7 @@ class WhatsAppSender:
         return Delivered(wamid, template=name)
 
     def _error(self, exc: GraphError) -> SendError:
-        if exc.code in RETRYABLE or exc.status >= 500:
+        if exc.retryable:
             wait = (self.settings.whatsapp_pair_seconds if exc.code == 131056
                     else RETRY_AFTER.get(exc.code))
             return SendError(str(exc), retryable=True, retry_after=wait)

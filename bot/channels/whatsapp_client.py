@@ -26,6 +26,11 @@ class GraphError(Exception):
         super().__init__(f"{status} (#{code}) {message}")
         self.status, self.code = status, code
 
+    @property
+    def retryable(self) -> bool:
+        """Worth trying again later: a throttle, a transient fault, a 5xx, a malformed success."""
+        return self.code in RETRYABLE or self.status >= 500
+
 
 def _code(value: object) -> int:
     """Meta's error code, or 0 when the answer's `code` is not a number."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.channels.whatsapp_client import RETRY_AFTER, RETRYABLE, GraphError, WhatsAppClient
+from bot.channels.whatsapp_client import RETRY_AFTER, GraphError, WhatsAppClient
 from bot.outbox import SendError
 from bot.services import broadcast_images as images
 
@@ -91,7 +91,7 @@ class Pictures:
             try:
                 media_id = await self.client.upload(data, mime, path.name)
             except GraphError as exc:
-                if exc.code in RETRYABLE or exc.status >= 500:
+                if exc.retryable:
                     raise SendError(f"media upload: {exc}", retryable=True,
                                     retry_after=RETRY_AFTER.get(exc.code)) from exc
                 self.drop(image, f"the upload was refused: {exc}")
@@ -128,7 +128,7 @@ class Pictures:
         try:
             await self.client.media_info(media_id)
         except GraphError as check:
-            return check.status < 500 and check.code not in RETRYABLE
+            return not check.retryable
         except (aiohttp.ClientError, TimeoutError):
             return False
         return False

@@ -10,7 +10,7 @@ The platform is a loopback aiohttp server that answers what hypothesis draws.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from itertools import count
 from pathlib import Path
@@ -156,41 +156,35 @@ async def _send_one(app: Lontar, channel: str, reply: Reply) -> tuple[str, str |
     return row.status, row.last_error
 
 
-async def _takes(app: Lontar, platform: Platform, errors: Errors, channel: str,
-                 answer: tuple[int, bytes, str], reply: Reply, refused: bool,
-                 said: str) -> None:
-    """One send against `answer`. `refused`: the platform refused Lontar's token, which
-    is said at ERROR as `said` (for staff to fix), and the row waits for a new try."""
+# each platform: its answers, whether an answer refuses Lontar's token (said at ERROR, for
+# staff to fix, and the row waits for a new try), and what is then said
+PLATFORMS: dict[str, tuple[st.SearchStrategy[Any], Callable[[tuple[int, bytes, str]], bool],
+                           str]] = {
+    "telegram": (_tg_body, lambda a: a[0] in (401, 404), "refused the bot token"),
+    "whatsapp": (_wa_body, lambda a: b'"code": 190' in a[1], "rejected the access token"),
+}
+
+
+@pytest.mark.parametrize("channel", sorted(PLATFORMS))
+@fuzz_settings(60)
+@given(data=st.data(), reply=st.sampled_from(REPLIES))
+async def test_each_sender_takes_any_answer(
+        channel: str, senders: Lontar, platform: Platform, errors: Errors,
+        data: st.DataObject, reply: Reply) -> None:
+    body, refuses, said = PLATFORMS[channel]
+    answer = data.draw(_answer(body), label="answer")
     errors.take()
     platform.answer = answer
-    status, last_error = await _send_one(app, channel, reply)
-    event(f"{answer[0]} -> {status}")
+    status, last_error = await _send_one(senders, channel, reply)
+    event(f"{channel} {answer[0]} -> {status}")
     assert status in ("sent", "pending", "failed", "unsendable"), status
     assert status == "sent" or last_error, "a send that did not go says why"
     logged = errors.take()
-    if refused:
+    if refuses(answer):
         assert all(said in line for line in logged), logged
         assert status == "pending"
     else:
         assert logged == [], answer
-
-
-@fuzz_settings(60)
-@given(answer=_answer(_tg_body), reply=st.sampled_from(REPLIES))
-async def test_the_telegram_sender_takes_any_answer(
-        senders: Lontar, platform: Platform, errors: Errors,
-        answer: tuple[int, bytes, str], reply: Reply) -> None:
-    await _takes(senders, platform, errors, "telegram", answer, reply,
-                 refused=answer[0] in (401, 404), said="refused the bot token")
-
-
-@fuzz_settings(60)
-@given(answer=_answer(_wa_body), reply=st.sampled_from(REPLIES))
-async def test_the_whatsapp_sender_takes_any_answer(
-        senders: Lontar, platform: Platform, errors: Errors,
-        answer: tuple[int, bytes, str], reply: Reply) -> None:
-    await _takes(senders, platform, errors, "whatsapp", answer, reply,
-                 refused=b'"code": 190' in answer[1], said="rejected the access token")
 
 
 async def test_a_good_answer_is_sent_on_both(senders: Lontar, platform: Platform) -> None:
